@@ -1,0 +1,50 @@
+"""The aiohttp application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from arq import create_pool
+from arq.connections import RedisSettings
+
+from aiohttp import web
+from api_service import routes
+from api_service.keys import ARQ, ENGINE, SESSIONS, SETTINGS
+from api_service.middleware import error_middleware, request_id_middleware
+from shared.config import Settings
+from shared.db.engine import create_engine, create_sessionmaker
+
+
+def redis_settings(settings: Settings) -> RedisSettings:
+    # A short retry: a Redis outage shows up in /readyz instead of hanging start-up for long.
+    parsed = RedisSettings.from_dsn(settings.redis_url)
+    parsed.conn_retries = 2
+    parsed.conn_timeout = 2
+    return parsed
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    engine = create_engine(app[SETTINGS])
+    app[ENGINE] = engine
+    app[SESSIONS] = create_sessionmaker(engine)
+    yield
+    await engine.dispose()
+
+
+async def _arq_pool(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    pool = await create_pool(redis_settings(settings), default_queue_name=settings.arq_queue_name)
+    app[ARQ] = pool
+    yield
+    await pool.aclose()
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(
+        middlewares=[request_id_middleware, error_middleware],
+        client_max_size=settings.max_body_bytes,
+    )
+    app[SETTINGS] = settings
+    app.cleanup_ctx.extend([_database, _arq_pool])
+    routes.setup(app)
+    return app

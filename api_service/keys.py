@@ -1,0 +1,14 @@
+"""Typed application keys: everything the handlers find on the aiohttp Application."""
+
+from __future__ import annotations
+
+from arq.connections import ArqRedis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from aiohttp import web
+from shared.config import Settings
+
+SETTINGS = web.AppKey("settings", Settings)
+ENGINE = web.AppKey("engine", AsyncEngine)
+SESSIONS = web.AppKey("sessions", async_sessionmaker[AsyncSession])
+ARQ = web.AppKey("arq", ArqRedis)

@@ -1,0 +1,81 @@
+"""Request ids and the one error middleware: every response, including aiohttp's own errors and
+unexpected exceptions, leaves in the envelope of DESIGN §3."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from api_service.responses import REQUEST_ID_KEY, error
+from shared.errors import AppError, RateLimited
+
+log = logging.getLogger("api")
+access = logging.getLogger("api.access")
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+# aiohttp raises these itself (unknown route, wrong method, body over client_max_size, ...).
+_HTTP_CODES = {
+    400: ("VALIDATION_ERROR", "The request is not valid"),
+    401: ("UNAUTHORIZED", "Authentication required"),
+    403: ("FORBIDDEN", "You are not allowed to do this"),
+    404: ("NOT_FOUND", "Not found"),
+    405: ("METHOD_NOT_ALLOWED", "Method not allowed"),
+    413: ("PAYLOAD_TOO_LARGE", "The request body is too large"),
+    415: ("UNSUPPORTED_MEDIA_TYPE", "Send the body as application/json"),
+}
+
+
+@web.middleware
+async def request_id_middleware(request: web.Request, handler):
+    incoming = request.headers.get("X-Request-Id", "")
+    request[REQUEST_ID_KEY] = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    response = await handler(request)
+    response.headers["X-Request-Id"] = request[REQUEST_ID_KEY]
+    return response
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler):
+    try:
+        return await handler(request)
+    except AppError as exc:
+        headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, RateLimited) else None
+        return error(request, status=exc.status, code=exc.code, message=exc.message, details=exc.details,
+                     headers=headers)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code, message = _HTTP_CODES.get(exc.status, ("HTTP_ERROR", exc.reason))
+        headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        return error(request, status=exc.status, code=code, message=message, headers=headers)
+    except Exception:
+        error_id = uuid.uuid4().hex
+        log.exception("unhandled error", extra={"error_id": error_id, "request_id": request.get(REQUEST_ID_KEY),
+                                                 "path": request.path, "method": request.method})
+        return error(request, status=500, code="INTERNAL_ERROR",
+                     message="Internal server error", details={"errorId": error_id})
+
+
+class JsonAccessLogger(AbstractAccessLogger):
+    """One JSON line per request; never the query string (it may carry tokens) or the body."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        access.info(
+            "request",
+            extra={
+                "request_id": request.get(REQUEST_ID_KEY),
+                "method": request.method,
+                "path": request.path,
+                "status": response.status,
+                "duration_ms": round(time * 1000, 2),
+                "remote": request.remote,
+            },
+        )
+
+    @property
+    def enabled(self) -> bool:
+        return self.logger.isEnabledFor(logging.INFO)

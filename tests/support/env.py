@@ -1,0 +1,121 @@
+"""Test configuration: a dedicated test database and Redis db, never the ones `make run` uses.
+
+`make test` exports LW_TEST_DATABASE_URL and LW_TEST_REDIS_URL; without them the local defaults
+are used. The schema comes from `alembic upgrade head`, once per test process (guarded by an
+advisory lock so parallel processes do not race).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import tempfile
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from shared.config import Settings, load_settings
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_TEST_DB = "postgresql+asyncpg://postgres@127.0.0.1:5432/lightning_wallet_test"
+DEFAULT_TEST_REDIS = "redis://127.0.0.1:6379/15"
+_SECRETS = {"jwt_secret": secrets.token_urlsafe(48), "preimage_secret": secrets.token_urlsafe(48)}
+TEST_ADMIN_KEY = "test-admin-key-" + secrets.token_hex(8)
+_migrated: set[str] = set()
+
+TABLES = (
+    "webhook_deliveries, ledger_entries, idempotency_keys, payments, invoices, refresh_tokens, "
+    "accounts, settlement_cursor, users"
+)
+
+
+def test_database_url() -> str:
+    return os.environ.get("LW_TEST_DATABASE_URL") or DEFAULT_TEST_DB
+
+
+def test_redis_url() -> str:
+    return os.environ.get("LW_TEST_REDIS_URL") or DEFAULT_TEST_REDIS
+
+
+def make_settings(**overrides: object) -> Settings:
+    """Settings for a test: fast bcrypt, generous rate limits, fixed secrets, a temp run dir."""
+    values: dict[str, object] = {
+        "environment": "test",
+        "database_url": test_database_url(),
+        "redis_url": test_redis_url(),
+        "bcrypt_cost": 4,
+        "admin_key": TEST_ADMIN_KEY,
+        "run_dir": Path(tempfile.gettempdir()) / "lw-test-run",
+        "rate_limit_login_per_ip": 10_000,
+        "rate_limit_login_per_username": 10_000,
+        "rate_limit_register_per_ip": 10_000,
+        "rate_limit_payments_per_user": 10_000,
+        "db_pool_size": 5,
+        **_SECRETS,
+    }
+    values.update(overrides)
+    return load_settings(**values)
+
+
+def asyncpg_dsn(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+def with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+async def create_database_if_missing(url: str) -> None:
+    name = urlsplit(url).path.lstrip("/")
+    admin = await asyncpg.connect(asyncpg_dsn(with_database(url, "postgres")))
+    try:
+        exists = await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if not exists:
+            try:
+                await admin.execute(f'CREATE DATABASE "{name}"')
+            except asyncpg.DuplicateDatabaseError:
+                pass
+    finally:
+        await admin.close()
+
+
+def run_alembic(url: str, *commands: tuple[str, str]) -> None:
+    """Run alembic commands (e.g. ("upgrade", "head")) against ``url`` in this process."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config(str(REPO_ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(REPO_ROOT / "migrations"))
+    config.attributes["database_url"] = url
+    config.attributes["configure_logging"] = False
+    for name, target in commands:
+        getattr(command, name)(config, target)
+
+
+async def ensure_schema(url: str | None = None) -> None:
+    """Create the test database if needed and migrate it to head, once per process."""
+    url = url or test_database_url()
+    if url in _migrated:
+        return
+    await create_database_if_missing(url)
+    connection = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        await connection.execute("SELECT pg_advisory_lock(724311)")
+        await asyncio.to_thread(run_alembic, url, ("upgrade", "head"))
+        await connection.execute("SELECT pg_advisory_unlock(724311)")
+    finally:
+        await connection.close()
+    _migrated.add(url)
+
+
+async def reset_database(url: str | None = None) -> None:
+    """Empty every table and recreate the system accounts: each test starts from a clean ledger."""
+    connection = await asyncpg.connect(asyncpg_dsn(url or test_database_url()))
+    try:
+        await connection.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
+        await connection.execute("INSERT INTO accounts (kind) VALUES ('treasury'), ('fees'), ('external')")
+    finally:
+        await connection.close()

@@ -1,0 +1,59 @@
+"""Factories for test data: users (with their ledger account) and their tokens."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+
+import bcrypt
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from api_service.services.tokens import issue_access_token
+from shared import ledger
+from shared.config import Settings
+from shared.db.models import User
+
+DEFAULT_PASSWORD = "correct horse battery"
+_counter = itertools.count(1)
+_HASH_CACHE: dict[str, str] = {}
+
+
+def _hash(password: str) -> str:
+    if password not in _HASH_CACHE:
+        _HASH_CACHE[password] = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()
+    return _HASH_CACHE[password]
+
+
+async def create_user(
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    username: str | None = None,
+    password: str = DEFAULT_PASSWORD,
+    role: str = "user",
+    is_active: bool = True,
+    balance_sat: int = 0,
+) -> uuid.UUID:
+    """A user with its ledger account; ``balance_sat`` is funded from the treasury."""
+    username = username or f"user{next(_counter)}_{uuid.uuid4().hex[:6]}"
+    async with sessions() as session, session.begin():
+        user_id = await session.scalar(
+            insert(User).values(username=username, password_hash=_hash(password), role=role,
+                                is_active=is_active).returning(User.id)
+        )
+        account_id = await ledger.create_user_account(session, user_id)
+        if balance_sat:
+            await fund_account(session, account_id, balance_sat)
+    return user_id
+
+
+async def fund_account(session: AsyncSession, account_id: int, amount_sat: int) -> None:
+    treasury = await ledger.system_account_id(session, "treasury")
+    amount_msat = amount_sat * ledger.MSAT_PER_SAT
+    await ledger.post_transaction(
+        session, [ledger.Leg(treasury, -amount_msat), ledger.Leg(account_id, amount_msat)], kind="test_funding"
+    )
+
+
+def auth_headers(settings: Settings, user_id: uuid.UUID, role: str = "user") -> dict[str, str]:
+    return {"Authorization": f"Bearer {issue_access_token(settings, user_id=user_id, role=role)}"}
