@@ -82,7 +82,7 @@ async def create_database_if_missing(url: str) -> None:
         await admin.close()
 
 
-def run_alembic(url: str, *commands: tuple[str, str]) -> None:
+def run_alembic(url: str, *commands: tuple[str, str | None]) -> None:
     """Run alembic commands (e.g. ("upgrade", "head")) against ``url`` in this process."""
     from alembic import command
     from alembic.config import Config
@@ -92,7 +92,10 @@ def run_alembic(url: str, *commands: tuple[str, str]) -> None:
     config.attributes["database_url"] = url
     config.attributes["configure_logging"] = False
     for name, target in commands:
-        getattr(command, name)(config, target)
+        if target is None:
+            getattr(command, name)(config)
+        else:
+            getattr(command, name)(config, target)
 
 
 async def ensure_schema(url: str | None = None) -> None:

@@ -1,0 +1,77 @@
+import os
+import stat
+import tempfile
+import unittest
+from pathlib import Path
+from unittest import mock
+
+from shared.config import ConfigError, load_settings
+
+STRONG = "s" * 40
+
+
+def clean_env(**values: str) -> mock._patch:
+    """The process environment with only ``values`` (and PATH) set."""
+    return mock.patch.dict(os.environ, {"PATH": os.environ.get("PATH", ""), **values}, clear=True)
+
+
+class SettingsTest(unittest.TestCase):
+    def setUp(self) -> None:
+        self.run_dir = Path(tempfile.mkdtemp())
+        self.cwd = os.getcwd()
+        os.chdir(self.run_dir)  # no stray .env file is read
+
+    def tearDown(self) -> None:
+        os.chdir(self.cwd)
+
+    def test_production_requires_jwt_secret(self):
+        with clean_env(ENVIRONMENT="production", PREIMAGE_SECRET=STRONG), self.assertRaises(ConfigError) as ctx:
+            load_settings()
+        self.assertIn("JWT_SECRET must be set", str(ctx.exception))
+
+    def test_production_refuses_a_weak_secret(self):
+        with clean_env(ENVIRONMENT="production", JWT_SECRET="x" * 31, PREIMAGE_SECRET=STRONG):
+            with self.assertRaises(ConfigError) as ctx:
+                load_settings()
+        self.assertIn("JWT_SECRET is too weak", str(ctx.exception))
+
+    def test_production_with_strong_secrets_loads_and_hides_them(self):
+        with clean_env(ENVIRONMENT="production", JWT_SECRET=STRONG, PREIMAGE_SECRET=STRONG, API_PORT="9100"):
+            settings = load_settings()
+        self.assertEqual(settings.api_port, 9100)
+        self.assertNotIn(STRONG, repr(settings))
+        self.assertEqual(settings.jwt_key, STRONG.encode())
+
+    def test_bad_values_are_named_in_one_message(self):
+        with clean_env(API_PORT="eighty", BCRYPT_COST="3", FEE_RESERVE_PPM="-1", RUN_DIR=str(self.run_dir)):
+            with self.assertRaises(ConfigError) as ctx:
+                load_settings()
+        message = str(ctx.exception)
+        for name in ("API_PORT", "BCRYPT_COST", "FEE_RESERVE_PPM"):
+            self.assertIn(name, message)
+
+    def test_settings_are_frozen(self):
+        with clean_env(RUN_DIR=str(self.run_dir)):
+            settings = load_settings()
+        with self.assertRaises(Exception):
+            settings.api_port = 1  # type: ignore[misc]
+
+    def test_development_generates_secrets_once_and_keeps_them_private(self):
+        with clean_env(RUN_DIR=str(self.run_dir)):
+            first = load_settings()
+            second = load_settings()
+        self.assertEqual(first.jwt_key, second.jwt_key)
+        self.assertGreaterEqual(len(first.jwt_key), 32)
+        secret_file = self.run_dir / "jwt_secret.secret"
+        self.assertEqual(stat.S_IMODE(secret_file.stat().st_mode), 0o600)
+
+    def test_weak_admin_key_is_refused_outside_development(self):
+        with clean_env(ENVIRONMENT="production", JWT_SECRET=STRONG, PREIMAGE_SECRET=STRONG, ADMIN_KEY="short"):
+            with self.assertRaises(ConfigError) as ctx:
+                load_settings()
+        self.assertIn("ADMIN_KEY", str(ctx.exception))
+
+    def test_unknown_environment_is_refused(self):
+        with clean_env(ENVIRONMENT="staging", RUN_DIR=str(self.run_dir)), self.assertRaises(ConfigError) as ctx:
+            load_settings()
+        self.assertIn("ENVIRONMENT", str(ctx.exception))
