@@ -13,7 +13,7 @@ TABLES = {"users", "refresh_tokens", "accounts", "ledger_entries", "invoices", "
 
 class MigrationsTest(AsyncCase):
     async def asyncSetUp(self) -> None:
-        self.url = env.with_database(env.test_database_url(), "lightning_wallet_test_migrations")
+        self.url = env.with_database(env.database_url(), "lightning_wallet_test_migrations")
         await env.create_database_if_missing(self.url)
 
     async def tables(self) -> set[str]:

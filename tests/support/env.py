@@ -31,11 +31,11 @@ TABLES = (
 )
 
 
-def test_database_url() -> str:
+def database_url() -> str:
     return os.environ.get("LW_TEST_DATABASE_URL") or DEFAULT_TEST_DB
 
 
-def test_redis_url() -> str:
+def redis_url() -> str:
     return os.environ.get("LW_TEST_REDIS_URL") or DEFAULT_TEST_REDIS
 
 
@@ -43,8 +43,8 @@ def make_settings(**overrides: object) -> Settings:
     """Settings for a test: fast bcrypt, generous rate limits, fixed secrets, a temp run dir."""
     values: dict[str, object] = {
         "environment": "test",
-        "database_url": test_database_url(),
-        "redis_url": test_redis_url(),
+        "database_url": database_url(),
+        "redis_url": redis_url(),
         "bcrypt_cost": 4,
         "admin_key": TEST_ADMIN_KEY,
         "run_dir": Path(tempfile.gettempdir()) / "lw-test-run",
@@ -100,7 +100,7 @@ def run_alembic(url: str, *commands: tuple[str, str | None]) -> None:
 
 async def ensure_schema(url: str | None = None) -> None:
     """Create the test database if needed and migrate it to head, once per process."""
-    url = url or test_database_url()
+    url = url or database_url()
     if url in _migrated:
         return
     await create_database_if_missing(url)
@@ -116,7 +116,7 @@ async def ensure_schema(url: str | None = None) -> None:
 
 async def reset_database(url: str | None = None) -> None:
     """Empty every table and recreate the system accounts: each test starts from a clean ledger."""
-    connection = await asyncpg.connect(asyncpg_dsn(url or test_database_url()))
+    connection = await asyncpg.connect(asyncpg_dsn(url or database_url()))
     try:
         await connection.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
         await connection.execute("INSERT INTO accounts (kind) VALUES ('treasury'), ('fees'), ('external')")

