@@ -20,6 +20,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dir", default=".run/simnet")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument(
+        "--tls-extra-domain",
+        action="append",
+        default=[],
+        help="extra DNS name in the nodes' TLS certificates (like LND's tlsextradomain); repeatable",
+    )
+    p.add_argument(
         "--alice-port", type=int, default=10009, help="0 picks a free port (see <dir>/network.json)"
     )
     p.add_argument("--bob-port", type=int, default=10010)
@@ -50,7 +56,7 @@ def _serve(args: argparse.Namespace) -> None:
         wallet_balance_sat=args.wallet_balance_sat,
     )
     ports = {"alice": args.alice_port, "bob": args.bob_port}
-    asyncio.run(serve(Path(args.dir), args.host, ports, settings))
+    asyncio.run(serve(Path(args.dir), args.host, ports, settings, tuple(args.tls_extra_domain)))
 
 
 def main(argv: list[str] | None = None) -> int:

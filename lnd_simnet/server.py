@@ -24,11 +24,13 @@ _SERVER_OPTIONS = (
 )
 
 
-async def serve(data_dir: Path, host: str, ports: dict[str, int], settings: Settings) -> None:
+async def serve(
+    data_dir: Path, host: str, ports: dict[str, int], settings: Settings, extra_domains: tuple[str, ...] = ()
+) -> None:
     # Startup file work happens before anything listens, so blocking here delays no request.
     data_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240
     (data_dir / NETWORK_FILE).unlink(missing_ok=True)
-    node_files = {name: prepare_node(data_dir, name, (host,)) for name in NODE_NAMES}
+    node_files = {name: prepare_node(data_dir, name, (host, *extra_domains)) for name in NODE_NAMES}
     network = open_network(data_dir, settings, {n: f.key for n, f in node_files.items()})
     servers, info = [], {"pid": os.getpid(), "host": host, "nodes": {}}
     for name, files in node_files.items():
