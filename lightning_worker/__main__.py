@@ -1,0 +1,32 @@
+"""``python -m lightning_worker``: run one worker (uvloop, JSON logs). Exit 2 on bad configuration."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+
+def main() -> int:
+    from shared.config import ConfigError, load_settings
+
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"lightning_worker: {exc}", file=sys.stderr)
+        return 2
+
+    import uvloop
+    from arq.worker import create_worker
+
+    from lightning_worker.worker import build_worker_settings
+    from shared.logs import configure_logging
+
+    configure_logging(settings.log_level)
+    asyncio.set_event_loop(uvloop.new_event_loop())
+    worker = create_worker(build_worker_settings(settings))
+    worker.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

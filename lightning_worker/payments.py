@@ -1,0 +1,175 @@
+"""Job ``pay_invoice``: settle a ``pending`` payment row, external (through LND) or internal.
+
+External payments never send twice: every run first asks LND (TrackPaymentV2) and only sends when
+LND says it has never seen the hash (NOT_FOUND); if a send races another, LND's ALREADY_EXISTS
+sends us back to tracking. Anything that leaves the outcome unknown (node unreachable, stream
+cut, still in flight after the follow window) keeps the row as it is and retries the job: the next
+run resolves it by tracking. Only an explicit FAILED from LND, or a refusal before any HTLC was
+attempted, marks the payment failed and gives the hold back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import re
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+from arq import Retry
+from sqlalchemy import select, update
+
+from lightning_worker.context import WorkerContext, get_context
+from lightning_worker.internal_payments import pay_internal
+from lightning_worker.payment_records import FINAL_STATES, record_failure, record_success
+from lightning_worker.retry import backoff_s, retry_transient
+from shared.db.models import Payment
+from shared.errors import (
+    LightningNotFound,
+    LightningRequestError,
+    LightningUnavailable,
+    PaymentAlreadySucceeded,
+    PaymentInFlight,
+)
+from shared.events import RowEvent
+from shared.lightning.types import PaymentStatus, PaymentUpdate
+
+log = logging.getLogger(__name__)
+
+# How long one job run follows a payment still in flight before handing over to a retry.
+MIN_FOLLOW_S = 0.1
+IN_FLIGHT_RETRY_CAP_S = 15.0
+_HRP_AMOUNT = re.compile(r"^ln(?:bcrt|bc|tbs|tb|sb|sbt)(\d+[munp]?)?$")
+
+
+def invoice_has_amount(payment_request: str) -> bool:
+    """True when the BOLT11 string carries an amount (its human-readable part, before the last
+    "1"): then LND refuses an explicit amount; a zero-amount invoice needs one."""
+    hrp = payment_request.lower().rpartition("1")[0]
+    match = _HRP_AMOUNT.match(hrp)
+    if match is None:  # unknown currency prefix: let LND decide with the invoice's own amount
+        return True
+    return match.group(1) is not None
+
+
+@retry_transient
+async def pay_invoice(ctx: dict[str, Any], payment_id: str) -> dict[str, Any]:
+    context = get_context(ctx)
+    async with context.sessions() as session:
+        row = await session.scalar(select(Payment).where(Payment.id == uuid.UUID(payment_id)))
+    if row is None:
+        log.warning("pay_invoice: no payment row %s", payment_id)
+        return {"state": "missing"}
+    if row.state in FINAL_STATES:
+        return {"state": row.state}
+    if row.internal:
+        return await pay_internal(context, row)
+
+    final = await _resolve_external(context, row)
+    if final is None:  # still in flight, or we lost sight of it: look again later, never guess
+        delay = backoff_s(int(ctx.get("job_try") or 1), base_s=0.2, cap_s=IN_FLIGHT_RETRY_CAP_S)
+        raise Retry(defer=delay)
+    if final.status is PaymentStatus.SUCCEEDED:
+        return await record_success(context, row, final)
+    return await record_failure(context, row, final.failure_reason or "failed")
+
+
+async def _resolve_external(context: WorkerContext, row: Payment) -> PaymentUpdate | None:
+    """The final update for the payment, or None while its outcome is not known yet."""
+    lightning = context.lightning
+    for _ in range(3):
+        try:
+            return await _follow(context, row, lightning.track_payment(row.payment_hash))
+        except LightningNotFound:
+            pass  # LND has never seen this hash: sending is safe
+        except LightningRequestError as exc:  # a tracking refusal says nothing about the payment
+            raise LightningUnavailable(f"track refused: {exc.message}") from exc
+        await _count_attempt(context, row)
+        stream = lightning.send_payment(
+            payment_request=row.payment_request,
+            fee_limit_msat=row.fee_limit_msat,
+            timeout_s=context.settings.payment_timeout_s,
+            amount_msat=None if invoice_has_amount(row.payment_request) else row.amount_msat,
+        )
+        try:
+            return await _follow(context, row, stream, refusal_is_final=True)
+        except (PaymentInFlight, PaymentAlreadySucceeded):
+            continue  # LND already has it (a concurrent or earlier send): track it instead
+    raise LightningUnavailable("payment state did not settle between track and send")
+
+
+class _Refused(Exception):
+    pass
+
+
+async def _follow(
+    context: WorkerContext,
+    row: Payment,
+    stream: AsyncIterator[PaymentUpdate],
+    *,
+    refusal_is_final: bool = False,
+) -> PaymentUpdate | None:
+    """Follow a SendPaymentV2/TrackPaymentV2 stream to a final update, for a bounded time.
+
+    A LightningRequestError before the first message of a *send* is LND refusing the request
+    before any HTLC (bad, expired, self-payment, amount rules): a final failure. After the first
+    message any error means the outcome is unknown."""
+    received = 0
+    follow_s = max(MIN_FOLLOW_S, context.settings.lnd_timeout_s)
+    try:
+        async with contextlib.aclosing(stream), asyncio.timeout(follow_s):
+            async for update in stream:
+                received += 1
+                if update.status.is_final:
+                    return update
+                await _mark_in_flight(context, row)
+    except TimeoutError:
+        return None
+    except LightningRequestError as exc:
+        if refusal_is_final and received == 0:
+            return PaymentUpdate(
+                row.payment_hash,
+                PaymentStatus.FAILED,
+                row.amount_msat,
+                0,
+                None,
+                (exc.message or "refused by the node")[:500],
+                0,
+            )
+        raise LightningUnavailable(f"stream broke after {received} update(s): {exc.message}") from exc
+    except (LightningNotFound, PaymentInFlight, PaymentAlreadySucceeded):
+        if received:
+            raise LightningUnavailable("stream broke") from None
+        raise
+    return None  # the stream ended without a final state
+
+
+async def _count_attempt(context: WorkerContext, row: Payment) -> None:
+    async with context.sessions() as session, session.begin():
+        await session.execute(
+            update(Payment).where(Payment.id == row.id).values(attempts=Payment.attempts + 1)
+        )
+
+
+async def _mark_in_flight(context: WorkerContext, row: Payment) -> None:
+    if row.state != "pending":
+        return
+    async with context.sessions() as session, session.begin():
+        result = await session.execute(
+            update(Payment)
+            .where(Payment.id == row.id, Payment.state == "pending")
+            .values(state="in_flight", updated_at=datetime.now(UTC))
+            .returning(Payment.id)
+        )
+        changed = result.scalar_one_or_none() is not None
+    row.state = "in_flight"
+    if changed:
+        await context.publish([RowEvent("payment", row.id, "in_flight", row.user_id)])
+
+
+def preimage_matches(preimage: bytes | None, payment_hash: bytes) -> bool:
+    return preimage is not None and hashlib.sha256(preimage).digest() == payment_hash
