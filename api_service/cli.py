@@ -1,16 +1,33 @@
-"""Command line of the API service: serve (default), seed, create-admin."""
+"""Command line of the API service: serve (default), seed, create-admin.
+
+- ``python -m api_service`` / ``serve``: the HTTP API.
+- ``create-admin --username NAME``: a new admin; the password comes from a prompt (twice) on a TTY,
+  else from the first line of stdin. Validated like the API; exits 1 if the name is taken, 2 if the
+  name or password is invalid.
+- ``seed``: users ``admin`` (admin) and ``demo`` (user) when absent, each with the password from
+  ``SEED_ADMIN_PASSWORD`` / ``SEED_DEMO_PASSWORD`` or a random one printed once. Users that exist
+  are left alone and no password is printed for them. Idempotent; expects a migrated database.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import logging
+import os
+import secrets
+import sys
 
+import pydantic
 from aiohttp import web
+
 from api_service.app import create_app
 from api_service.middleware import JsonAccessLogger
 from shared.config import ConfigError, Settings, load_settings
 from shared.logs import configure_logging
+
+SEED_USERS = (("admin", "admin", "SEED_ADMIN_PASSWORD"), ("demo", "user", "SEED_DEMO_PASSWORD"))
 
 
 def serve(settings: Settings) -> None:
@@ -30,19 +47,111 @@ def serve(settings: Settings) -> None:
     )
 
 
+class CliError(Exception):
+    """A message for the operator and the exit status."""
+
+    def __init__(self, message: str, status: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _validated(username: str, password: str) -> tuple[str, str]:
+    from api_service.schemas.auth import RegisterRequest
+
+    try:
+        checked = RegisterRequest.model_validate({"username": username, "password": password})
+    except pydantic.ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}"
+                             for e in exc.errors(include_url=False))
+        raise CliError(f"invalid {problems}", status=2) from None
+    return checked.username, checked.password
+
+
+def _read_password() -> str:
+    if sys.stdin.isatty():
+        first = getpass.getpass("Password: ")
+        if first != getpass.getpass("Repeat password: "):
+            raise CliError("the passwords differ", status=2)
+        return first
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+async def _with_sessions(settings: Settings, work):
+    from shared.db.engine import create_engine, create_sessionmaker
+
+    engine = create_engine(settings, pool_size=1)
+    try:
+        return await work(create_sessionmaker(engine))
+    finally:
+        await engine.dispose()
+
+
+async def create_admin(settings: Settings, username: str, password: str) -> str:
+    from api_service.services import users
+    from shared.errors import UsernameTaken
+
+    username, password = _validated(username, password)
+
+    async def work(sessions) -> str:
+        try:
+            user = await users.create_user(sessions, settings, username=username, password=password,
+                                           role="admin")
+        except UsernameTaken:
+            raise CliError(f"the username {username!r} is taken "
+                           "(create-admin never changes an existing user)") from None
+        return f"created admin {user.username} ({user.id})"
+
+    return await _with_sessions(settings, work)
+
+
+async def seed(settings: Settings, environ: dict[str, str]) -> list[str]:
+    from api_service.services import users
+    from shared.errors import UsernameTaken
+
+    async def work(sessions) -> list[str]:
+        lines = []
+        for username, role, variable in SEED_USERS:
+            if await users.find_user_by_username(sessions, username) is not None:
+                lines.append(f"{role} login: {username} (exists; password unchanged)")
+                continue
+            given = environ.get(variable)
+            _, password = _validated(username, given or secrets.token_urlsafe(12))
+            try:
+                await users.create_user(sessions, settings, username=username, password=password, role=role)
+            except UsernameTaken:  # created by a concurrent seed
+                lines.append(f"{role} login: {username} (exists; password unchanged)")
+                continue
+            shown = f"(password from {variable})" if given else f"password {password}"
+            lines.append(f"{role} login: {username} {shown}")
+        return lines
+
+    return await _with_sessions(settings, work)
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m api_service")
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("serve", help="serve the HTTP API (the default)")
+    admin = commands.add_parser("create-admin", help="create an admin user (password from a prompt or stdin)")
+    admin.add_argument("--username", required=True)
+    commands.add_parser("seed", help="create the admin and demo users if they are missing")
     args = parser.parse_args(argv)
     try:
         settings = load_settings()
     except ConfigError as exc:
-        print(exc, file=__import__("sys").stderr)
+        print(exc, file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
     if args.command in (None, "serve"):
         serve(settings)
         return 0
-    parser.error(f"unknown command {args.command}")
-    return 2
+    try:
+        if args.command == "create-admin":
+            print(asyncio.run(create_admin(settings, args.username, _read_password())))
+        else:
+            for line in asyncio.run(seed(settings, dict(os.environ))):
+                print(line)
+    except CliError as exc:
+        print(f"{args.command}: {exc}", file=sys.stderr)
+        return exc.status
+    return 0

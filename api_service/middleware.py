@@ -9,8 +9,10 @@ import uuid
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+
+from api_service.keys import SETTINGS
 from api_service.responses import REQUEST_ID_KEY, error
-from shared.errors import AppError, RateLimited
+from shared.errors import AppError, PayloadTooLarge, RateLimited
 
 log = logging.getLogger("api")
 access = logging.getLogger("api.access")
@@ -38,24 +40,43 @@ async def request_id_middleware(request: web.Request, handler):
     return response
 
 
+def _check_declared_size(request: web.Request) -> None:
+    # Refuse before reading a byte; a body without Content-Length (chunked) is still bounded by
+    # client_max_size, whose HTTPRequestEntityTooLarge on read() is rendered below.
+    limit = request.app[SETTINGS].max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(details={"maxBytes": limit})
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler):
     try:
+        _check_declared_size(request)
         return await handler(request)
     except AppError as exc:
         headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, RateLimited) else None
-        return error(request, status=exc.status, code=exc.code, message=exc.message, details=exc.details,
-                     headers=headers)
+        response = error(request, status=exc.status, code=exc.code, message=exc.message, details=exc.details,
+                         headers=headers)
+        if exc.status == 413:
+            response.force_close()  # the over-size body stays unread; the connection cannot be reused
+        return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         code, message = _HTTP_CODES.get(exc.status, ("HTTP_ERROR", exc.reason))
         headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
-        return error(request, status=exc.status, code=code, message=message, headers=headers)
+        details = {"maxBytes": request.app[SETTINGS].max_body_bytes} if exc.status == 413 else None
+        response = error(request, status=exc.status, code=code, message=message, details=details,
+                         headers=headers)
+        if exc.status == 413:
+            # The rest of an over-size body is never read: do not let the client reuse the connection.
+            response.force_close()
+        return response
     except Exception:
         error_id = uuid.uuid4().hex
-        log.exception("unhandled error", extra={"error_id": error_id, "request_id": request.get(REQUEST_ID_KEY),
-                                                 "path": request.path, "method": request.method})
+        log.exception("unhandled error", extra={"error_id": error_id, "path": request.path,
+                                                 "request_id": request.get(REQUEST_ID_KEY),
+                                                 "method": request.method})
         return error(request, status=500, code="INTERNAL_ERROR",
                      message="Internal server error", details={"errorId": error_id})
 

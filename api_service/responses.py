@@ -23,7 +23,9 @@ def _dumps(body: Any) -> str:
     return json.dumps(body, separators=(",", ":"), default=str)
 
 
-def ok(request: web.Request, data: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+def ok(
+    request: web.Request, data: Any, *, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
     body = {"success": True, "data": data, "meta": _meta(request)}
     return web.json_response(body, status=status, headers=headers, dumps=_dumps)
 

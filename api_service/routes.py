@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from aiohttp import web
+
 from api_service import health
+from api_service.handlers import auth, docs, users
 
 
 def setup(app: web.Application) -> None:
     health.setup(app)
+    auth.setup(app)
+    users.setup(app)
+    docs.setup(app)

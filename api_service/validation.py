@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any, TypeVar
 
 import pydantic
-
 from aiohttp import web
-from shared.errors import UnsupportedMediaType, ValidationError
+from pydantic.alias_generators import to_camel
+
+from shared.errors import NotFound, UnsupportedMediaType, ValidationError
 
 Model = TypeVar("Model", bound=pydantic.BaseModel)
 
@@ -33,12 +35,22 @@ async def parse_body(request: web.Request, model: type[Model]) -> Model:
         data = json.loads(raw) if raw else None
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise ValidationError("The body is not valid JSON") from None
+    except RecursionError:  # nesting deeper than the parser's recursion limit
+        raise ValidationError("The body is nested too deeply") from None
     if not isinstance(data, dict):
         raise ValidationError("The body must be a JSON object")
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as exc:
         raise ValidationError(details=_field_errors(exc)) from None
+
+
+def path_uuid(request: web.Request, name: str = "id") -> uuid.UUID:
+    """A UUID path segment. A malformed one is 404 like an unknown one: no such resource exists."""
+    try:
+        return uuid.UUID(request.match_info[name])
+    except ValueError:
+        raise NotFound() from None
 
 
 def parse_query(request: web.Request, model: type[Model]) -> Model:
@@ -49,10 +61,12 @@ def parse_query(request: web.Request, model: type[Model]) -> Model:
 
 
 class ApiModel(pydantic.BaseModel):
-    """Base of request models: camelCase keys on the wire, unknown fields refused."""
+    """Base of request models: camelCase keys on the wire, unknown fields refused.
+
+    Response models derive from :class:`OutModel` instead."""
 
     model_config = pydantic.ConfigDict(
-        alias_generator=pydantic.alias_generators.to_camel,
+        alias_generator=to_camel,
         populate_by_name=False,
         extra="forbid",
         str_strip_whitespace=False,
@@ -67,3 +81,19 @@ class PageQuery(ApiModel):
     @property
     def offset(self) -> int:
         return (self.page - 1) * self.page_size
+
+
+class OutModel(pydantic.BaseModel):
+    """Base of response models: built from attributes or field names, dumped with camelCase keys
+    (``model.model_dump(mode="json", by_alias=True)``, or :func:`dump`)."""
+
+    model_config = pydantic.ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        from_attributes=True,
+    )
+
+
+def dump(model: pydantic.BaseModel) -> dict[str, Any]:
+    """The JSON-ready dict of a response model, camelCase keys."""
+    return model.model_dump(mode="json", by_alias=True)

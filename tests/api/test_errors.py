@@ -1,0 +1,173 @@
+"""The error middleware: every failure leaves in the envelope, none of bad input is a 500."""
+
+import json
+import uuid
+
+from aiohttp.test_utils import TestClient, TestServer
+
+from api_service import openapi
+from api_service.app import create_app
+from tests.support.cases import ApiCase, DbCase
+from tests.support.factories import auth_headers, create_user
+
+REGISTER = "/api/v1/auth/register"
+OWN_PREFIXES = ("/api/v1/auth/", "/api/v1/users")
+
+
+async def envelope_error(test, response, status=None, code=None):
+    if status is not None:
+        test.assertEqual(response.status, status, await response.text())
+    test.assertLess(response.status, 500, await response.text())
+    test.assertEqual(response.content_type, "application/json")
+    body = await response.json()
+    test.assertEqual(set(body), {"success", "error", "meta"})
+    test.assertIs(body["success"], False)
+    test.assertRegex(body["error"]["code"], r"^[A-Z_]+$")
+    test.assertIsInstance(body["error"]["message"], str)
+    test.assertEqual(set(body["meta"]), {"requestId", "timestamp"})
+    if code is not None:
+        test.assertEqual(body["error"]["code"], code)
+    return body["error"]
+
+
+class ErrorEnvelopeTest(ApiCase):
+    async def test_unknown_route_and_wrong_method(self):
+        await envelope_error(self, await self.client.get("/api/v1/nothing"), 404, "NOT_FOUND")
+        response = await self.client.delete("/api/v1/auth/login")
+        await envelope_error(self, response, 405, "METHOD_NOT_ALLOWED")
+        self.assertIn("POST", response.headers["Allow"])
+
+    async def test_two_megabyte_body_is_413_before_reading(self):
+        body = b'{"username": "' + b"a" * (2 * 1024 * 1024) + b'", "password": "x"}'
+        response = await self.client.post(REGISTER, data=body, headers={"Content-Type": "application/json"})
+        error = await envelope_error(self, response, 413, "PAYLOAD_TOO_LARGE")
+        self.assertEqual(error["details"], {"maxBytes": self.settings.max_body_bytes})
+
+    async def test_chunked_body_over_the_limit_is_413(self):
+        async def chunks():
+            for _ in range(40):
+                yield b"x" * 4096
+
+        response = await self.client.post(
+            REGISTER, data=chunks(), headers={"Content-Type": "application/json"}
+        )
+        self.assertNotIn("Content-Length", response.request_info.headers)
+        await envelope_error(self, response, 413, "PAYLOAD_TOO_LARGE")
+
+    async def test_body_just_under_the_limit_is_read(self):
+        padding = "a" * (self.settings.max_body_bytes - 200)
+        body = json.dumps({"username": "ok_user", "password": "correct horse", "adminKey": padding})
+        response = await self.client.post(REGISTER, data=body, headers={"Content-Type": "application/json"})
+        await envelope_error(self, response, 400, "VALIDATION_ERROR")  # adminKey too long, but parsed
+
+    async def test_invalid_json_and_non_object_bodies(self):
+        for raw in (b"{", b"{'a': 1}", b"\xff\xfe", b"nul", b"[]", b'"text"', b"1", b"null", b""):
+            response = await self.client.post(
+                REGISTER, data=raw, headers={"Content-Type": "application/json"}
+            )
+            await envelope_error(self, response, 400, "VALIDATION_ERROR")
+
+    async def test_wrong_content_type_is_415(self):
+        for content_type in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data"):
+            response = await self.client.post(
+                REGISTER, data=b'{"username": "a"}', headers={"Content-Type": content_type}
+            )
+            await envelope_error(self, response, 415, "UNSUPPORTED_MEDIA_TYPE")
+        response = await self.client.post(
+            REGISTER,
+            data=json.dumps({"username": "okname", "password": "correct horse"}),
+            headers={"Content-Type": "application/json; charset=utf-8"},
+        )
+        self.assertEqual(response.status, 201)
+
+    async def test_deeply_nested_json_is_not_a_500(self):
+        raw = b"[" * 100_000 + b"]" * 100_000
+        response = await self.client.post(
+            REGISTER, data=raw[:60_000], headers={"Content-Type": "application/json"}
+        )
+        await envelope_error(self, response, 400)
+
+
+class UnexpectedErrorTest(DbCase):
+    async def asyncSetUp(self):
+        await super().asyncSetUp()
+        app = create_app(self.settings)
+
+        async def boom(request):
+            raise RuntimeError("secret internals: password=hunter2")
+
+        app.router.add_get("/boom", boom)
+        self.client = TestClient(TestServer(app))
+        await self.client.start_server()
+
+    async def asyncTearDown(self):
+        await self.client.close()
+        await super().asyncTearDown()
+
+    async def test_500_has_an_error_id_that_is_logged_and_no_internals(self):
+        with self.assertLogs("api", level="ERROR") as logs:
+            response = await self.client.get("/boom")
+        self.assertEqual(response.status, 500)
+        text = await response.text()
+        self.assertNotIn("hunter2", text)
+        self.assertNotIn("RuntimeError", text)
+        self.assertNotIn("Traceback", text)
+        body = json.loads(text)
+        self.assertEqual(body["error"]["code"], "INTERNAL_ERROR")
+        error_id = body["error"]["details"]["errorId"]
+        self.assertRegex(error_id, r"^[0-9a-f]{32}$")
+        self.assertEqual(logs.records[0].error_id, error_id)
+
+
+class NoBadInputIsA500Test(ApiCase):
+    """Every registered operation, with hostile input, as anonymous, user and admin: never a 500."""
+
+    async def test_every_operation_survives_bad_input(self):
+        admin_id = await create_user(self.sessions, username="root", role="admin")
+        user_id = await create_user(self.sessions, username="plain")
+        identities = [
+            {},
+            auth_headers(self.settings, user_id),
+            auth_headers(self.settings, admin_id, "admin"),
+            {"Authorization": "Bearer " + "A" * 5000},
+        ]
+        bodies = [
+            None,
+            b"{",
+            b"[]",
+            json.dumps({"username": "x'; DROP TABLE users;--", "password": "é" * 40}),
+            json.dumps({"username": None, "password": None, "refreshToken": None, "role": None}),
+            json.dumps({"username": "a" * 10_000, "password": ["x"], "isActive": {"$ne": 1}}),
+            json.dumps({"refreshToken": "\u0000" * 10, "currentPassword": 1e309}),
+        ]
+        path_ids = [str(uuid.uuid4()), "%00", "..%2F..%2Fetc", "me", "'%20OR%201=1--"]
+        checked = 0
+        for op in openapi.operations():
+            if not op.path.startswith(OWN_PREFIXES):
+                continue  # other modules' operations are fuzzed by their own tests
+            paths = [op.path.replace("{id}", value) for value in path_ids] if "{id}" in op.path else [op.path]
+            for path in paths:
+                for headers in identities:
+                    for body in bodies if op.method in ("POST", "PUT", "PATCH") else [None]:
+                        response = await self.client.request(
+                            op.method,
+                            path + "?page=-1&q=%25%5C",
+                            data=body,
+                            headers={**headers, "Content-Type": "application/json"},
+                        )
+                        self.assertLess(response.status, 500, f"{op.method} {path}: {await response.text()}")
+                        if response.status >= 400:
+                            await envelope_error(self, response)
+                        checked += 1
+        self.assertGreater(checked, 100)
+
+
+class DocumentedOperationsAreRoutedTest(ApiCase):
+    async def test_each_documented_auth_and_user_operation_has_a_route(self):
+        routes = {
+            (r.method, r.resource.canonical) for r in self.app.router.routes() if r.resource is not None
+        }
+        ops = [op for op in openapi.operations() if op.path.startswith(OWN_PREFIXES)]
+        self.assertGreaterEqual(len(ops), 10)
+        for op in ops:
+            self.assertIn((op.method, op.path), routes)

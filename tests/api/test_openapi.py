@@ -1,0 +1,144 @@
+"""GET /api/v1/openapi.json is generated from the handlers' own models; /api/v1/docs is self-contained."""
+
+import re
+
+from pydantic import BaseModel
+
+from api_service import openapi
+from api_service.schemas.auth import RegisterRequest
+from api_service.schemas.users import UserOut
+from tests.support.cases import ApiCase
+
+EXPECTED = {
+    ("post", "/api/v1/auth/register"),
+    ("post", "/api/v1/auth/login"),
+    ("post", "/api/v1/auth/refresh"),
+    ("post", "/api/v1/auth/logout"),
+    ("get", "/api/v1/users/me"),
+    ("get", "/api/v1/users"),
+    ("get", "/api/v1/users/{id}"),
+    ("put", "/api/v1/users/{id}"),
+    ("patch", "/api/v1/users/{id}"),
+    ("delete", "/api/v1/users/{id}"),
+}
+
+
+def _refs(node):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref":
+                yield value
+            else:
+                yield from _refs(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _refs(item)
+
+
+class OpenApiTest(ApiCase):
+    async def document(self):
+        response = await self.client.get("/api/v1/openapi.json")
+        self.assertEqual(response.status, 200)
+        return await response.json()
+
+    async def test_document_lists_every_auth_and_user_operation(self):
+        doc = await self.document()
+        self.assertEqual(doc["openapi"], "3.1.0")
+        found = {(method, path) for path, item in doc["paths"].items() for method in item}
+        self.assertLessEqual(EXPECTED, found)
+        operation_ids = [op["operationId"] for item in doc["paths"].values() for op in item.values()]
+        self.assertEqual(len(operation_ids), len(set(operation_ids)))
+
+    async def test_every_reference_resolves(self):
+        doc = await self.document()
+        schemas = doc["components"]["schemas"]
+        for ref in set(_refs(doc)):
+            self.assertTrue(ref.startswith("#/components/schemas/"), ref)
+            self.assertIn(ref.rsplit("/", 1)[1], schemas, ref)
+
+    async def test_schemas_come_from_the_handler_models(self):
+        doc = await self.document()
+        register = doc["paths"]["/api/v1/auth/register"]["post"]
+        self.assertEqual(
+            register["requestBody"]["content"]["application/json"]["schema"],
+            {"$ref": "#/components/schemas/RegisterRequest"},
+        )
+        body = doc["components"]["schemas"]["RegisterRequest"]
+        self.assertEqual(sorted(body["properties"]), ["adminKey", "password", "username"])
+        self.assertEqual(sorted(body["required"]), ["password", "username"])
+        self.assertEqual(body["properties"]["username"]["pattern"], r"^[A-Za-z0-9_.-]{3,32}$")
+        self.assertFalse(body.get("additionalProperties", True))
+        self.assertIn("201", register["responses"])
+        self.assertNotIn("security", register)
+        user = doc["components"]["schemas"]["UserOut"]
+        self.assertEqual(
+            set(user["properties"]),
+            {"id", "username", "role", "isActive", "createdAt", "updatedAt", "lastLoginAt"},
+        )
+        self.assertNotIn("passwordHash", str(doc))
+
+    async def test_auth_pagination_and_parameters(self):
+        doc = await self.document()
+        listing = doc["paths"]["/api/v1/users"]["get"]
+        self.assertEqual(listing["security"], [{"bearerAuth": []}])
+        self.assertEqual(listing["x-role"], "admin")
+        self.assertIn("403", listing["responses"])
+        self.assertEqual({p["name"] for p in listing["parameters"]}, {"page", "pageSize", "q"})
+        ok = listing["responses"]["200"]["content"]["application/json"]["schema"]
+        self.assertIn("pagination", ok["required"])
+        self.assertEqual(ok["properties"]["data"]["type"], "array")
+        one = doc["paths"]["/api/v1/users/{id}"]["get"]
+        self.assertEqual(one["parameters"][0]["name"], "id")
+        self.assertEqual(one["parameters"][0]["in"], "path")
+        logout = doc["paths"]["/api/v1/auth/logout"]["post"]
+        self.assertEqual(set(logout["responses"]) & {"204", "200"}, {"204"})
+
+    async def test_docs_page_is_self_contained(self):
+        response = await self.client.get("/api/v1/docs")
+        self.assertEqual(response.status, 200)
+        self.assertEqual(response.content_type, "text/html")
+        self.assertIn("default-src 'none'", response.headers["Content-Security-Policy"])
+        html = await response.text()
+        assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+        self.assertIn("docs/docs.js", assets)
+        for asset in assets:
+            self.assertFalse(re.match(r"^(https?:)?//", asset), asset)
+        for name, kind in (("docs.js", "text/javascript"), ("docs.css", "text/css")):
+            r = await self.client.get(f"/api/v1/docs/{name}")
+            self.assertEqual((r.status, r.content_type), (200, kind))
+            self.assertNotRegex(await r.text(), r"https?://")
+        self.assertEqual((await self.client.get("/api/v1/docs/..%2Fapp.py")).status, 404)
+        self.assertEqual((await self.client.get("/api/v1/docs/docs.html")).status, 404)
+
+
+class RegistryTest(ApiCase):
+    async def test_other_modules_can_register_operations(self):
+        class Thing(BaseModel):
+            amount_sat: int
+
+        openapi.register(
+            "GET",
+            "/api/v1/test-only/things/{thingId}",
+            "A test thing",
+            response_model=Thing,
+            auth="user",
+            errors=(404,),
+            tags=("test",),
+        )
+        try:
+            doc = openapi.build_document()
+            op = doc["paths"]["/api/v1/test-only/things/{thingId}"]["get"]
+            self.assertEqual(op["parameters"][0]["name"], "thingId")
+            self.assertEqual(set(op["responses"]), {"200", "401", "404"})
+            self.assertIn("Thing", doc["components"]["schemas"])
+        finally:
+            openapi._operations.pop(("GET", "/api/v1/test-only/things/{thingId}"))
+
+    def test_bad_auth_value_is_refused(self):
+        with self.assertRaises(ValueError):
+            openapi.register("GET", "/x", "x", auth="root")
+
+    def test_models_are_the_handlers(self):
+        ops = {(op.method, op.path): op for op in openapi.operations()}
+        self.assertIs(ops[("POST", "/api/v1/auth/register")].request_model, RegisterRequest)
+        self.assertIs(ops[("GET", "/api/v1/users/me")].response_model, UserOut)
