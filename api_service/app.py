@@ -9,6 +9,7 @@ from arq.connections import RedisSettings
 
 from aiohttp import web
 from api_service import routes
+from api_service.events_hub import events_hub_ctx
 from api_service.keys import ARQ, ENGINE, SESSIONS, SETTINGS
 from api_service.middleware import error_middleware, request_id_middleware
 from shared.config import Settings
@@ -46,5 +47,6 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app.cleanup_ctx.extend([_database, _arq_pool])
+    app.cleanup_ctx.append(events_hub_ctx)
     routes.setup(app)
     return app

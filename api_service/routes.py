@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from api_service import health
-from api_service.handlers import auth, docs, users
+from api_service.handlers import admin, auth, docs, invoices, payments, stream, users, wallet
 
 
 def setup(app: web.Application) -> None:
@@ -13,3 +13,8 @@ def setup(app: web.Application) -> None:
     auth.setup(app)
     users.setup(app)
     docs.setup(app)
+    wallet.setup(app)
+    invoices.setup(app)
+    payments.setup(app)
+    stream.setup(app)
+    admin.setup(app)

@@ -1,0 +1,312 @@
+"""Incoming invoices, the activity list, and the submit-and-wait flow shared with payments.
+
+The flow of a create (wallet contract): insert the row as ``pending`` and commit; register a waiter on
+the events hub; enqueue the job with its deterministic id; re-read the row; wait for its events up to
+the configured time; re-read the row and answer with what Postgres says. If Redis refuses the enqueue,
+the row is already committed and the worker's stale-row cron will pick it up: we answer 202, never 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from arq.connections import ArqRedis
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from api_service.events_hub import EventsHub
+from api_service.schemas.wallet import (
+    ActivityItemOut,
+    ActivityQuery,
+    BalanceOut,
+    CreateInvoiceBody,
+    InvoiceOut,
+)
+from api_service.security import CurrentUser
+from api_service.services import idempotency
+from api_service.validation import dump
+from shared import jobs, ledger
+from shared.config import Settings
+from shared.db.models import IdempotencyKey, Invoice, Payment
+from shared.db.queries import wallet as queries
+from shared.errors import Conflict, Forbidden, NotFound, ValidationError
+from shared.ledger import MSAT_PER_SAT
+
+log = logging.getLogger("api.wallet")
+
+INVOICE_FINAL_STATES = frozenset({"open", "settled", "expired", "canceled", "failed"})
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_HASH = re.compile(r"^[0-9a-fA-F]{64}$")
+_RECHECK_S = 1.0  # re-read the row at least this often while waiting, in case an event was lost
+
+
+@dataclass(frozen=True, slots=True)
+class WalletDeps:
+    settings: Settings
+    sessions: async_sessionmaker[AsyncSession]
+    arq: ArqRedis
+    hub: EventsHub
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    status: int
+    data: dict[str, Any]
+    location: str | None = None
+
+
+class KeyTaken(Exception):
+    """Raised inside a transaction to roll it back when another request owns the Idempotency-Key."""
+
+
+def sat(msat: int | None) -> int | None:
+    """Display value in sat: floor(msat / 1000). The exact msat value is always shown next to it."""
+    return None if msat is None else msat // MSAT_PER_SAT
+
+
+def parse_uuid(text: str, what: str = "Invoice") -> uuid.UUID:
+    """A row id path segment; a malformed one is 404 like an unknown one (as ``validation.path_uuid``)."""
+    if not _UUID.match(text):
+        raise NotFound(f"{what} not found")
+    return uuid.UUID(text)
+
+
+# ---- serialisation ----------------------------------------------------------------------------
+
+
+def invoice_out(invoice: Invoice) -> dict[str, Any]:
+    return dump(
+        InvoiceOut(
+            id=invoice.id,
+            direction="incoming",
+            user_id=invoice.user_id,
+            state=invoice.state,
+            amount_sat=sat(invoice.amount_msat),
+            amount_msat=invoice.amount_msat,
+            fee_sat=None,
+            fee_msat=None,
+            memo=invoice.memo,
+            payment_hash=invoice.payment_hash.hex() if invoice.payment_hash else None,
+            payment_request=invoice.payment_request,
+            created_at=invoice.created_at,
+            settled_at=invoice.settled_at,
+            completed_at=None,
+            expires_at=invoice.expires_at,
+            expiry_seconds=invoice.expiry_s,
+            amount_paid_sat=sat(invoice.amount_paid_msat),
+            amount_paid_msat=invoice.amount_paid_msat,
+            failure_reason=invoice.failure_reason,
+            webhook_url=invoice.webhook_url,
+        )
+    )
+
+
+def activity_out(row: Any) -> dict[str, Any]:
+    """A row of the activity union, or a Payment, as one list item."""
+    outgoing = isinstance(row, Payment) or row.direction == "outgoing"
+    return dump(
+        ActivityItemOut(
+            id=row.id,
+            direction="outgoing" if outgoing else "incoming",
+            user_id=row.user_id,
+            state=row.state,
+            amount_sat=sat(row.amount_msat),
+            amount_msat=row.amount_msat,
+            fee_sat=sat(row.fee_msat),
+            fee_msat=row.fee_msat,
+            memo=row.memo,
+            payment_hash=row.payment_hash.hex() if row.payment_hash else None,
+            payment_request=row.payment_request,
+            created_at=row.created_at,
+            settled_at=None if outgoing else row.settled_at,
+            completed_at=row.completed_at if outgoing else None,
+            expires_at=None if outgoing else row.expires_at,
+        )
+    )
+
+
+# ---- submit and wait --------------------------------------------------------------------------
+
+
+async def enqueue(arq: ArqRedis, function: str, row_id: uuid.UUID, job_id: str) -> bool:
+    """Enqueue a row's job; False (logged) if Redis is unavailable: the stale-row cron will retry it."""
+    try:
+        await arq.enqueue_job(function, str(row_id), _job_id=job_id)
+        return True
+    except Exception as exc:  # Redis down/timeouts: the row is committed, so this must not become a 500
+        log.warning(
+            "enqueue failed, the worker's stale-row cron will pick the row up",
+            extra={"job_id": job_id, "error": type(exc).__name__},
+        )
+        return False
+
+
+async def submit_and_wait(
+    deps: WalletDeps,
+    *,
+    function: str,
+    job_id: str,
+    row_id: uuid.UUID,
+    wait_s: float,
+    read_state: Callable[[AsyncSession, uuid.UUID], Awaitable[str | None]],
+    final_states: frozenset[str],
+) -> None:
+    """Enqueue the row's job and wait until the row reaches a final state or ``wait_s`` passes."""
+
+    async def current_state() -> str | None:
+        async with deps.sessions() as session:
+            return await read_state(session, row_id)
+
+    loop = asyncio.get_running_loop()
+    with deps.hub.watch_row(row_id) as events:  # registered BEFORE the enqueue: no event can slip by
+        if not await enqueue(deps.arq, function, row_id, job_id):
+            return
+        deadline = loop.time() + wait_s
+        while True:
+            state = await current_state()
+            remaining = deadline - loop.time()
+            if state is None or state in final_states or remaining <= 0:
+                return
+            try:
+                await asyncio.wait_for(events.get(), min(remaining, _RECHECK_S))
+            except TimeoutError:
+                pass
+
+
+# ---- invoices ---------------------------------------------------------------------------------
+
+
+async def create_invoice(
+    deps: WalletDeps,
+    user: CurrentUser,
+    body: CreateInvoiceBody,
+    idem: idempotency.IdempotencyRequest | None,
+) -> Outcome:
+    if body.amount_sat > deps.settings.max_invoice_sat:
+        raise ValidationError(
+            f"amountSat must be at most {deps.settings.max_invoice_sat}",
+            details=[{"field": "amountSat", "message": "too large"}],
+        )
+    if idem is not None and (previous := await idempotency.find(deps.sessions, user.id, idem)) is not None:
+        return await _replay_invoice(deps, previous)
+    invoice_id = uuid.uuid4()
+    try:
+        async with deps.sessions() as session, session.begin():
+            if idem is not None and not await idempotency.claim(session, user.id, idem, invoice_id):
+                raise KeyTaken()
+            await queries.insert_invoice(
+                session,
+                invoice_id=invoice_id,
+                user_id=user.id,
+                amount_msat=body.amount_sat * MSAT_PER_SAT,
+                memo=body.memo,
+                expiry_s=body.expiry_seconds,
+                webhook_url=body.webhook_url,
+            )
+    except KeyTaken:
+        return await _replay_invoice(deps, await existing_key(deps, user, idem))
+    await submit_and_wait(
+        deps,
+        function=jobs.CREATE_INVOICE,
+        job_id=jobs.create_invoice_job_id(invoice_id),
+        row_id=invoice_id,
+        wait_s=deps.settings.invoice_wait_s,
+        read_state=queries.get_invoice_state,
+        final_states=INVOICE_FINAL_STATES,
+    )
+    outcome = await _invoice_outcome(deps, invoice_id)
+    await idempotency.remember(deps.sessions, user.id, idem, outcome.status, outcome.data)
+    return outcome
+
+
+async def existing_key(
+    deps: WalletDeps,
+    user: CurrentUser,
+    idem: idempotency.IdempotencyRequest,
+) -> IdempotencyKey:
+    row = await idempotency.find(deps.sessions, user.id, idem)
+    if row is None:  # the other request rolled back between our insert attempt and this read
+        raise Conflict("A request with this Idempotency-Key was being processed and failed; retry")
+    return row
+
+
+async def _invoice_outcome(deps: WalletDeps, invoice_id: uuid.UUID) -> Outcome:
+    async with deps.sessions() as session:
+        invoice = await queries.get_invoice(session, invoice_id)
+    if invoice is None:
+        raise NotFound("Invoice not found")
+    if invoice.state == "pending":
+        return Outcome(202, invoice_out(invoice), f"/api/v1/invoices/{invoice.id}")
+    return Outcome(201, invoice_out(invoice))
+
+
+async def _replay_invoice(deps: WalletDeps, previous: IdempotencyKey) -> Outcome:
+    if previous.response_status is not None:
+        location = f"/api/v1/invoices/{previous.resource_id}" if previous.response_status == 202 else None
+        return Outcome(previous.response_status, previous.response_body, location)
+    return await _invoice_outcome(deps, previous.resource_id)
+
+
+# ---- reads ------------------------------------------------------------------------------------
+
+
+async def get_balance(deps: WalletDeps, user: CurrentUser) -> dict[str, Any]:
+    async with deps.sessions() as session:
+        balance = await ledger.get_balance(session, await ledger.user_account_id(session, user.id))
+    # Display values in sat are floor(msat / 1000): never show more than can be spent.
+    return dump(
+        BalanceOut(
+            balance_sat=sat(balance.balance_msat),
+            held_sat=sat(balance.held_msat),
+            available_sat=sat(balance.available_msat),
+            balance_msat=balance.balance_msat,
+            held_msat=balance.held_msat,
+            available_msat=balance.available_msat,
+        )
+    )
+
+
+async def list_activity(deps: WalletDeps, user: CurrentUser, query: ActivityQuery) -> tuple[list[dict], int]:
+    if query.all and not user.is_admin:
+        raise Forbidden("Only administrators may list every user's invoices")
+    filters = queries.ActivityFilter(
+        user_id=None if query.all else user.id,
+        direction=query.direction,
+        state=query.state,
+        created_from=query.from_,
+        created_to=query.to,
+    )
+    async with deps.sessions() as session:
+        rows, total = await queries.list_activity(
+            session, filters, limit=query.page_size, offset=query.offset
+        )
+    return [activity_out(row) for row in rows], total
+
+
+async def get_invoice_or_payment(deps: WalletDeps, user: CurrentUser, ident: str) -> dict[str, Any]:
+    """One incoming invoice or outgoing payment of the caller, by row id or by 64-hex payment hash.
+    Another user's row is reported as not found (admins see every row)."""
+    owner = None if user.is_admin else user.id
+    async with deps.sessions() as session:
+        if _HASH.match(ident):
+            payment_hash = bytes.fromhex(ident)
+            invoice = await queries.get_invoice_by_hash(session, payment_hash)
+            if invoice is not None and owner in (None, invoice.user_id):
+                return invoice_out(invoice)
+            payment = await queries.get_latest_payment_by_hash(session, payment_hash, user_id=owner)
+        else:
+            row_id = parse_uuid(ident, "Invoice")
+            invoice = await queries.get_invoice(session, row_id)
+            if invoice is not None and owner in (None, invoice.user_id):
+                return invoice_out(invoice)
+            payment = await queries.get_payment(session, row_id)
+            if payment is not None and owner not in (None, payment.user_id):
+                payment = None
+    if payment is None:
+        raise NotFound("Invoice not found")
+    return activity_out(payment)

@@ -1,0 +1,378 @@
+"""POST/GET /api/v1/payments: validation, holds, double-pay protection, internal payments, idempotency."""
+
+import asyncio
+import uuid
+
+from sqlalchemy import select, update
+
+from api_service.keys import ARQ
+from shared import jobs, ledger
+from shared.db.models import Account, Payment
+from tests.api.test_wallet_invoices import WalletCase
+from tests.api.test_wallet_support import balance_msat, count_rows, insert_open_invoice, running_fake_worker
+from tests.support.bolt11_factory import expired_payment_request, make_payment_request
+
+URL = "/api/v1/payments"
+
+
+class PaymentValidationTest(WalletCase):
+    async def test_bad_requests_are_4xx_and_change_nothing(self):
+        user_id, headers = await self.user(balance_sat=100_000)
+        pr, _ = make_payment_request(amount_msat=10_000)
+        zero_pr, _ = make_payment_request(amount_msat=None)
+        mainnet, _ = make_payment_request(currency="bc")
+        testnet, _ = make_payment_request(currency="tb")
+        huge, _ = make_payment_request(amount_msat=10_000_001_000)
+        expired, _ = expired_payment_request()
+        cases = [
+            ({"paymentRequest": "lnbcrt1garbage"}, 400, "VALIDATION_ERROR"),
+            ({"paymentRequest": ""}, 400, "VALIDATION_ERROR"),
+            ({"paymentRequest": pr[:-3] + "qqq"}, 400, "VALIDATION_ERROR"),
+            ({"paymentRequest": "x" * 8000}, 400, "VALIDATION_ERROR"),
+            ({"paymentRequest": 12}, 400, "VALIDATION_ERROR"),
+            ({"paymentRequest": mainnet}, 400, "VALIDATION_ERROR"),
+            ({"paymentRequest": testnet}, 400, "VALIDATION_ERROR"),
+            ({"paymentRequest": expired}, 422, "INVOICE_EXPIRED"),
+            ({"paymentRequest": pr, "amountSat": 10}, 400, "VALIDATION_ERROR"),
+            ({"paymentRequest": zero_pr}, 400, "VALIDATION_ERROR"),
+            ({"paymentRequest": zero_pr, "amountSat": 0}, 400, "VALIDATION_ERROR"),
+            ({"paymentRequest": zero_pr, "amountSat": -1}, 400, "VALIDATION_ERROR"),
+            ({"paymentRequest": zero_pr, "amountSat": 10_000_001}, 400, "VALIDATION_ERROR"),
+            ({"paymentRequest": zero_pr, "amountSat": 1.5}, 400, "VALIDATION_ERROR"),
+            ({"paymentRequest": zero_pr, "amountSat": "10"}, 400, "VALIDATION_ERROR"),
+            ({"paymentRequest": zero_pr, "amountSat": 2**80}, 400, "VALIDATION_ERROR"),
+            ({"paymentRequest": huge}, 400, "VALIDATION_ERROR"),
+            ({"paymentRequest": pr, "feeLimitSat": -1}, 400, "VALIDATION_ERROR"),
+            (
+                {"paymentRequest": pr, "feeLimitSat": 102},
+                400,
+                "VALIDATION_ERROR",
+            ),  # max = ceil(10% of 10) + 100
+            ({"paymentRequest": pr, "feeLimitSat": 1.0}, 400, "VALIDATION_ERROR"),
+            ({"paymentRequest": pr, "fromTreasury": "yes"}, 400, "VALIDATION_ERROR"),
+            ({"paymentRequest": pr, "fromTreasury": True}, 403, "FORBIDDEN"),
+            ({"paymentRequest": pr, "bogus": 1}, 400, "VALIDATION_ERROR"),
+            ({}, 400, "VALIDATION_ERROR"),
+        ]
+        for payload, status, code in cases:
+            with self.subTest(payload=str(payload)[:80]):
+                await self.assert_error(
+                    await self.client.post(URL, json=payload, headers=headers), status, code
+                )
+        self.assertEqual(await count_rows(self, Payment), 0)
+        self.assertEqual((await balance_msat(self, user_id)).held_msat, 0)
+
+    async def test_simnet_invoice_refused_on_regtest(self):
+        _user_id, headers = await self.user(balance_sat=1000)
+        pr, _ = make_payment_request(currency="sb")
+        body = await self.assert_error(
+            await self.client.post(URL, json={"paymentRequest": pr}, headers=headers), 400, "VALIDATION_ERROR"
+        )
+        self.assertIn("simnet", body["error"]["message"])
+
+
+class PaymentHoldTest(WalletCase):
+    async def test_hold_is_amount_plus_fee_reserve_and_job_is_queued(self):
+        user_id, headers = await self.user(balance_sat=10_000)
+        pr, payment_hash = make_payment_request(
+            amount_msat=2_000_000
+        )  # 2000 sat → reserve max(1%, 10) = 20 sat
+        response = await self.client.post(URL, json={"paymentRequest": pr}, headers=headers)
+        body = await response.json()
+        self.assertEqual(response.status, 202, body)
+        data = body["data"]
+        self.assertEqual(
+            (data["status"], data["amountSat"], data["feeLimitSat"], data["internal"], data["preimage"]),
+            ("pending", 2000, 20, False, None),
+        )
+        self.assertEqual(data["paymentHash"], payment_hash.hex())
+        self.assertEqual(response.headers["Location"], f"{URL}/{data['id']}")
+        balance = await balance_msat(self, user_id)
+        self.assertEqual((balance.balance_msat, balance.held_msat), (10_000_000, 2_020_000))
+        wallet = await (await self.client.get("/api/v1/wallet/balance", headers=headers)).json()
+        self.assertEqual((wallet["data"]["heldSat"], wallet["data"]["availableSat"]), (2020, 7980))
+        queued = await self.app[ARQ].queued_jobs()
+        self.assertEqual(
+            [(j.job_id, j.args) for j in queued], [(jobs.pay_invoice_job_id(data["id"]), (data["id"],))]
+        )
+        async with self.sessions() as session:
+            payment = await session.get(Payment, uuid.UUID(data["id"]))
+        self.assertEqual(
+            (payment.hold_msat, payment.fee_limit_msat, payment.destination[:2]), (2_020_000, 20_000, "03")
+        )
+
+    async def test_fee_limit_and_sub_sat_amounts(self):
+        user_id, headers = await self.user(balance_sat=10_000)
+        zero_pr, _ = make_payment_request(amount_msat=None)
+        response = await self.client.post(
+            URL, json={"paymentRequest": zero_pr, "amountSat": 500, "feeLimitSat": 0}, headers=headers
+        )
+        self.assertEqual(response.status, 202)
+        sub_sat, _ = make_payment_request(amount_msat=1_500)
+        response = await self.client.post(
+            URL, json={"paymentRequest": sub_sat, "feeLimitSat": 5}, headers=headers
+        )
+        data = (await response.json())["data"]
+        self.assertEqual(
+            (response.status, data["amountMsat"], data["amountSat"], data["feeLimitSat"]), (202, 1_500, 1, 5)
+        )
+        self.assertEqual((await balance_msat(self, user_id)).held_msat, 500_000 + 1_500 + 5_000)
+
+    async def test_insufficient_balance_is_422_without_row_or_hold(self):
+        user_id, headers = await self.user(balance_sat=1_000)
+        pr, _ = make_payment_request(amount_msat=995_000)  # 995 + 10 reserve > 1000
+        await self.assert_error(
+            await self.client.post(URL, json={"paymentRequest": pr}, headers=headers),
+            422,
+            "INSUFFICIENT_BALANCE",
+        )
+        self.assertEqual(await count_rows(self, Payment), 0)
+        self.assertEqual((await balance_msat(self, user_id)).held_msat, 0)
+
+    async def test_twenty_parallel_payments_of_one_invoice_make_one_row_and_one_hold(self):
+        user_id, headers = await self.user(balance_sat=100_000)
+        pr, payment_hash = make_payment_request(amount_msat=1_000_000)
+        responses = await asyncio.gather(
+            *(self.client.post(URL, json={"paymentRequest": pr}, headers=headers) for _ in range(20))
+        )
+        statuses = sorted(r.status for r in responses)
+        self.assertEqual(statuses, [202] + [409] * 19)
+        codes = {(await r.json())["error"]["code"] for r in responses if r.status == 409}
+        self.assertEqual(codes, {"CONFLICT"})
+        self.assertEqual(await count_rows(self, Payment, payment_hash=payment_hash), 1)
+        self.assertEqual((await balance_msat(self, user_id)).held_msat, 1_000_000 + 10_000)
+
+    async def test_same_invoice_from_several_users_in_parallel(self):
+        users = [await self.user(balance_sat=10_000) for _ in range(5)]
+        pr, _payment_hash = make_payment_request(amount_msat=1_000_000)
+        responses = await asyncio.gather(
+            *(self.client.post(URL, json={"paymentRequest": pr}, headers=h) for _, h in users)
+        )
+        self.assertEqual(sorted(r.status for r in responses), [202, 409, 409, 409, 409])
+        held = [(await balance_msat(self, user_id)).held_msat for user_id, _ in users]
+        self.assertEqual(sorted(held), [0, 0, 0, 0, 1_010_000])
+
+    async def test_twenty_parallel_payments_exceeding_the_balance_never_overdraw(self):
+        user_id, headers = await self.user(balance_sat=10_000)
+        requests = [
+            make_payment_request(amount_msat=1_490_000)[0] for _ in range(20)
+        ]  # 1490 + 15 reserve each
+        responses = await asyncio.gather(
+            *(self.client.post(URL, json={"paymentRequest": pr}, headers=headers) for pr in requests)
+        )
+        accepted = [r for r in responses if r.status == 202]
+        refused = [r for r in responses if r.status != 202]
+        self.assertEqual(len(accepted), 6)  # 6 x 1505 = 9030 ≤ 10000 < 7 x 1505
+        self.assertEqual({(await r.json())["error"]["code"] for r in refused}, {"INSUFFICIENT_BALANCE"})
+        balance = await balance_msat(self, user_id)
+        self.assertEqual(balance.held_msat, 6 * 1_505_000)
+        self.assertGreaterEqual(balance.available_msat, 0)
+        async with self.sessions() as session:
+            holds = (await session.scalars(select(Payment.hold_msat))).all()
+        self.assertEqual(sum(holds), balance.held_msat)
+
+    async def test_already_paid_and_in_progress(self):
+        _user_id, headers = await self.user(balance_sat=10_000)
+        pr, _payment_hash = make_payment_request(amount_msat=100_000)
+        first = await self.client.post(URL, json={"paymentRequest": pr}, headers=headers)
+        self.assertEqual(first.status, 202)
+        await self.assert_error(
+            await self.client.post(URL, json={"paymentRequest": pr}, headers=headers), 409, "CONFLICT"
+        )
+        async with self.sessions() as session, session.begin():
+            await session.execute(update(Payment).values(state="succeeded", preimage=b"x" * 32, fee_msat=0))
+        await self.assert_error(
+            await self.client.post(URL, json={"paymentRequest": pr}, headers=headers), 409, "ALREADY_PAID"
+        )
+        async with self.sessions() as session, session.begin():  # a failed attempt may be retried
+            await session.execute(update(Payment).values(state="failed", preimage=None, fee_msat=None))
+        self.assertEqual(
+            (await self.client.post(URL, json={"paymentRequest": pr}, headers=headers)).status, 202
+        )
+
+
+class PaymentOutcomeTest(WalletCase):
+    async def test_200_with_preimage_when_the_worker_finishes_in_time(self):
+        user_id, headers = await self.user(balance_sat=10_000)
+        pr, _ = make_payment_request(amount_msat=1_000_000)
+        async with running_fake_worker(self, payment_outcome="succeeded"):
+            response = await self.client.post(URL, json={"paymentRequest": pr}, headers=headers)
+        body = await response.json()
+        self.assertEqual(response.status, 200, body)
+        data = body["data"]
+        self.assertEqual((data["status"], data["feeSat"], len(data["preimage"])), ("succeeded", 1, 64))
+        self.assertIsNotNone(data["completedAt"])
+        balance = await balance_msat(self, user_id)
+        self.assertEqual((balance.balance_msat, balance.held_msat), (10_000_000 - 1_001_000, 0))
+        again = await (await self.client.get(f"{URL}/{data['id']}", headers=headers)).json()
+        self.assertEqual(again["data"], data)
+
+    async def test_failed_payment_releases_the_hold(self):
+        user_id, headers = await self.user(balance_sat=10_000)
+        pr, _ = make_payment_request(amount_msat=1_000_000)
+        async with running_fake_worker(self, payment_outcome="failed"):
+            response = await self.client.post(URL, json={"paymentRequest": pr}, headers=headers)
+        data = (await response.json())["data"]
+        self.assertEqual(
+            (response.status, data["status"], data["failureReason"], data["preimage"]),
+            (200, "failed", "no route", None),
+        )
+        balance = await balance_msat(self, user_id)
+        self.assertEqual((balance.balance_msat, balance.held_msat), (10_000_000, 0))
+
+    async def test_get_payment_is_own_only_admin_sees_all(self):
+        _user_id, headers = await self.user(balance_sat=10_000)
+        _, other_headers = await self.user()
+        _, admin_headers = await self.user(role="admin")
+        pr, _ = make_payment_request(amount_msat=1_000)
+        payment_id = (
+            await (await self.client.post(URL, json={"paymentRequest": pr}, headers=headers)).json()
+        )["data"]["id"]
+        self.assertEqual((await self.client.get(f"{URL}/{payment_id}", headers=headers)).status, 200)
+        self.assertEqual((await self.client.get(f"{URL}/{payment_id}", headers=admin_headers)).status, 200)
+        for ident in (payment_id, str(uuid.uuid4()), "nope", "1;DROP"):
+            with self.subTest(ident=ident):
+                await self.assert_error(
+                    await self.client.get(f"{URL}/{ident}", headers=other_headers), 404, "NOT_FOUND"
+                )
+
+
+class InternalAndTreasuryTest(WalletCase):
+    async def test_paying_another_users_invoice_is_internal_without_fee(self):
+        payer_id, headers = await self.user(balance_sat=1_000)
+        payee_id, _ = await self.user()
+        invoice_id, pr, _payment_hash = await insert_open_invoice(self, payee_id, amount_sat=300)
+        response = await self.client.post(
+            URL, json={"paymentRequest": pr, "feeLimitSat": 50}, headers=headers
+        )
+        data = (await response.json())["data"]
+        self.assertEqual((response.status, data["internal"], data["feeLimitSat"]), (202, True, 0))
+        async with self.sessions() as session:
+            payment = await session.get(Payment, uuid.UUID(data["id"]))
+        self.assertEqual(
+            (payment.internal_invoice_id, payment.hold_msat, payment.fee_limit_msat), (invoice_id, 300_000, 0)
+        )
+        self.assertEqual((await balance_msat(self, payer_id)).held_msat, 300_000)
+
+    async def test_own_invoice_is_409_and_settled_or_expired_ones_are_refused(self):
+        user_id, headers = await self.user(balance_sat=1_000)
+        other_id, _ = await self.user()
+        _, own_pr, _ = await insert_open_invoice(self, user_id)
+        body = await self.assert_error(
+            await self.client.post(URL, json={"paymentRequest": own_pr}, headers=headers), 409, "CONFLICT"
+        )
+        self.assertIn("own invoice", body["error"]["message"])
+        _, settled_pr, _ = await insert_open_invoice(self, other_id, state="settled")
+        await self.assert_error(
+            await self.client.post(URL, json={"paymentRequest": settled_pr}, headers=headers),
+            409,
+            "ALREADY_PAID",
+        )
+        _, expired_pr, _ = await insert_open_invoice(self, other_id, state="expired")
+        await self.assert_error(
+            await self.client.post(URL, json={"paymentRequest": expired_pr}, headers=headers),
+            422,
+            "INVOICE_EXPIRED",
+        )
+        # our invoice's hash inside a request signed by someone else
+        _, _, open_hash = await insert_open_invoice(self, other_id)
+        forged, _ = make_payment_request(amount_msat=100_000, payment_hash=open_hash)
+        await self.assert_error(
+            await self.client.post(URL, json={"paymentRequest": forged}, headers=headers),
+            422,
+            "UNPROCESSABLE",
+        )
+        self.assertEqual(await count_rows(self, Payment), 0)
+
+    async def test_treasury_payment_by_admin_holds_on_the_treasury(self):
+        admin_id, admin_headers = await self.user(role="admin")  # no balance of its own
+        pr, _ = make_payment_request(amount_msat=1_000_000)
+        response = await self.client.post(
+            URL, json={"paymentRequest": pr, "fromTreasury": True}, headers=admin_headers
+        )
+        data = (await response.json())["data"]
+        self.assertEqual((response.status, data["fromTreasury"], data["userId"]), (202, True, str(admin_id)))
+        async with self.sessions() as session:
+            treasury = await session.scalar(select(Account).where(Account.kind == "treasury"))
+            payment = await session.get(Payment, uuid.UUID(data["id"]))
+        self.assertEqual(payment.account_id, treasury.id)
+        self.assertEqual(treasury.held_msat, 1_010_000)
+        self.assertEqual((await balance_msat(self, admin_id)).held_msat, 0)
+        # without fromTreasury the admin pays from its own (empty) account
+        pr2, _ = make_payment_request(amount_msat=1_000)
+        await self.assert_error(
+            await self.client.post(URL, json={"paymentRequest": pr2}, headers=admin_headers),
+            422,
+            "INSUFFICIENT_BALANCE",
+        )
+
+
+class PaymentIdempotencyTest(WalletCase):
+    async def test_same_key_same_body_one_row_one_hold(self):
+        user_id, headers = await self.user(balance_sat=10_000)
+        headers = {**headers, "Idempotency-Key": "pay-1"}
+        pr, _ = make_payment_request(amount_msat=1_000_000)
+        responses = await asyncio.gather(
+            *(self.client.post(URL, json={"paymentRequest": pr}, headers=headers) for _ in range(10))
+        )
+        self.assertEqual({r.status for r in responses}, {202})
+        self.assertEqual(len({(await r.json())["data"]["id"] for r in responses}), 1)
+        self.assertEqual(await count_rows(self, Payment), 1)
+        self.assertEqual((await balance_msat(self, user_id)).held_msat, 1_010_000)
+
+    async def test_replay_after_success_returns_the_first_200_not_already_paid(self):
+        _user_id, headers = await self.user(balance_sat=10_000)
+        headers = {**headers, "Idempotency-Key": "pay-2"}
+        pr, _ = make_payment_request(amount_msat=1_000_000)
+        async with running_fake_worker(self):
+            first = await self.client.post(URL, json={"paymentRequest": pr}, headers=headers)
+        second = await self.client.post(URL, json={"paymentRequest": pr}, headers=headers)
+        self.assertEqual((first.status, second.status), (200, 200))
+        self.assertEqual((await first.json())["data"], (await second.json())["data"])
+        other = await self.client.post(URL, json={"paymentRequest": pr, "feeLimitSat": 3}, headers=headers)
+        await self.assert_error(other, 409, "IDEMPOTENCY_CONFLICT")
+        self.assertEqual(await count_rows(self, Payment), 1)
+
+    async def test_error_responses_are_not_stored(self):
+        user_id, headers = await self.user(balance_sat=0)
+        headers = {**headers, "Idempotency-Key": "retry-me"}
+        pr, _ = make_payment_request(amount_msat=1_000_000)
+        await self.assert_error(
+            await self.client.post(URL, json={"paymentRequest": pr}, headers=headers),
+            422,
+            "INSUFFICIENT_BALANCE",
+        )
+        async with self.sessions() as session, session.begin():
+            await ledger.post_transaction(
+                session,
+                [
+                    ledger.Leg(await ledger.system_account_id(session, "treasury"), -2_000_000),
+                    ledger.Leg(await ledger.user_account_id(session, user_id), 2_000_000),
+                ],
+                kind="test_funding",
+            )
+        self.assertEqual(
+            (await self.client.post(URL, json={"paymentRequest": pr}, headers=headers)).status, 202
+        )
+
+
+class PaymentRateLimitTest(WalletCase):
+    settings_overrides = {**WalletCase.settings_overrides, "rate_limit_payments_per_user": 3}
+
+    async def test_payments_are_rate_limited_per_user(self):
+        _user_id, headers = await self.user(balance_sat=10_000)
+        _, other_headers = await self.user(balance_sat=10_000)
+        statuses = []
+        for _ in range(4):
+            pr, _ = make_payment_request(amount_msat=1_000)
+            statuses.append(
+                (await self.client.post(URL, json={"paymentRequest": pr}, headers=headers)).status
+            )
+        self.assertEqual(statuses, [202, 202, 202, 429])
+        pr, _ = make_payment_request(amount_msat=1_000)
+        response = await self.client.post(URL, json={"paymentRequest": pr}, headers=headers)
+        await self.assert_error(response, 429, "RATE_LIMITED")
+        self.assertIn("Retry-After", response.headers)
+        self.assertEqual(
+            (await self.client.post(URL, json={"paymentRequest": pr}, headers=other_headers)).status, 202
+        )
