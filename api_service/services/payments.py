@@ -153,11 +153,10 @@ async def create_payment(
     decoded, amount_msat = decode_request(deps, body)
     async with deps.sessions() as session:
         active = await queries.get_active_payment_by_hash(session, decoded.payment_hash)
-        if active is not None:
-            raise _refuse_existing(active)
-        target = _internal_target(
-            user, body.from_treasury, await queries.get_invoice_by_hash(session, decoded.payment_hash)
-        )
+        invoice = await queries.get_invoice_by_hash(session, decoded.payment_hash)
+    if active is not None:
+        return await _replay_or_refuse(deps, user, idem, active)
+    target = _internal_target(user, body.from_treasury, invoice)
     if target is not None and (
         (target.payment_request or "").lower() != decoded.payment_request or target.amount_msat != amount_msat
     ):
@@ -209,7 +208,9 @@ async def create_payment(
             raise
         async with deps.sessions() as session:
             active = await queries.get_active_payment_by_hash(session, decoded.payment_hash)
-        raise (_refuse_existing(active) if active is not None else Conflict("Retry this payment")) from None
+        if active is None:
+            raise Conflict("Retry this payment") from None
+        return await _replay_or_refuse(deps, user, idem, active)
     await submit_and_wait(
         deps,
         function=jobs.PAY_INVOICE,
@@ -222,6 +223,17 @@ async def create_payment(
     outcome = await _payment_outcome(deps, payment_id)
     await idempotency.remember(deps.sessions, user.id, idem, outcome.status, outcome.data)
     return outcome
+
+
+async def _replay_or_refuse(
+    deps: WalletDeps, user: CurrentUser, idem: idempotency.IdempotencyRequest | None, active: Payment
+) -> Outcome:
+    """An active payment of this hash exists. If it is the one a concurrent request with the same
+    Idempotency-Key just committed (its lookup ran before that commit), answer as that request did;
+    otherwise refuse (409)."""
+    if idem is not None and (previous := await idempotency.find(deps.sessions, user.id, idem)) is not None:
+        return await _replay_payment(deps, previous)
+    raise _refuse_existing(active)
 
 
 async def _payment_outcome(deps: WalletDeps, payment_id: uuid.UUID) -> Outcome:

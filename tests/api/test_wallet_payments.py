@@ -2,10 +2,12 @@
 
 import asyncio
 import uuid
+from unittest import mock
 
 from sqlalchemy import select, update
 
 from api_service.keys import ARQ
+from api_service.services import idempotency
 from shared import jobs, ledger
 from shared.db.models import Account, Payment
 from tests.api.test_wallet_invoices import WalletCase
@@ -319,6 +321,26 @@ class PaymentIdempotencyTest(WalletCase):
         self.assertEqual(len({(await r.json())["data"]["id"] for r in responses}), 1)
         self.assertEqual(await count_rows(self, Payment), 1)
         self.assertEqual((await balance_msat(self, user_id)).held_msat, 1_010_000)
+
+    async def test_key_committed_between_lookup_and_hash_check_is_replayed_not_refused(self):
+        # The second request's key lookup runs just before the first request commits; its
+        # already-paid check then finds the first request's payment. It must replay, not 409.
+        _user_id, headers = await self.user(balance_sat=10_000)
+        headers = {**headers, "Idempotency-Key": "pay-race"}
+        pr, _ = make_payment_request(amount_msat=1_000_000)
+        first = await self.client.post(URL, json={"paymentRequest": pr}, headers=headers)
+        real_find, calls = idempotency.find, []
+
+        async def find_missing_once(*args, **kwargs):
+            calls.append(1)
+            return None if len(calls) == 1 else await real_find(*args, **kwargs)
+
+        with mock.patch.object(idempotency, "find", find_missing_once):
+            second = await self.client.post(URL, json={"paymentRequest": pr}, headers=headers)
+        self.assertEqual((first.status, second.status), (202, 202), await second.text())
+        self.assertEqual((await first.json())["data"]["id"], (await second.json())["data"]["id"])
+        self.assertEqual(len(calls), 2)
+        self.assertEqual(await count_rows(self, Payment), 1)
 
     async def test_replay_after_success_returns_the_first_200_not_already_paid(self):
         _user_id, headers = await self.user(balance_sat=10_000)
