@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from aiohttp import web
 from arq import create_pool
 from arq.connections import RedisSettings
 
-from aiohttp import web
 from api_service import routes
 from api_service.events_hub import events_hub_ctx
 from api_service.keys import ARQ, ENGINE, SESSIONS, SETTINGS

@@ -61,8 +61,10 @@ def _validated(username: str, password: str) -> tuple[str, str]:
     try:
         checked = RegisterRequest.model_validate({"username": username, "password": password})
     except pydantic.ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}"
-                             for e in exc.errors(include_url=False))
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors(include_url=False)
+        )
         raise CliError(f"invalid {problems}", status=2) from None
     return checked.username, checked.password
 
@@ -94,11 +96,13 @@ async def create_admin(settings: Settings, username: str, password: str) -> str:
 
     async def work(sessions) -> str:
         try:
-            user = await users.create_user(sessions, settings, username=username, password=password,
-                                           role="admin")
+            user = await users.create_user(
+                sessions, settings, username=username, password=password, role="admin"
+            )
         except UsernameTaken:
-            raise CliError(f"the username {username!r} is taken "
-                           "(create-admin never changes an existing user)") from None
+            raise CliError(
+                f"the username {username!r} is taken (create-admin never changes an existing user)"
+            ) from None
         return f"created admin {user.username} ({user.id})"
 
     return await _with_sessions(settings, work)

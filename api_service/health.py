@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
+from aiohttp import web
 from sqlalchemy import text
 
-from aiohttp import web
 from api_service.keys import ARQ, ENGINE
 from api_service.responses import error, ok
 
@@ -32,12 +32,19 @@ async def readyz(request: web.Request) -> web.Response:
         *(asyncio.wait_for(check(request.app), CHECK_TIMEOUT_S) for check in checks.values()),
         return_exceptions=True,
     )
-    status = {name: "ok" if not isinstance(result, BaseException) else "unavailable"
-              for name, result in zip(checks, results, strict=True)}
+    status = {
+        name: "ok" if not isinstance(result, BaseException) else "unavailable"
+        for name, result in zip(checks, results, strict=True)
+    }
     failed = [name for name, state in status.items() if state != "ok"]
     if failed:
-        return error(request, status=503, code="UNAVAILABLE",
-                     message=f"not ready: {', '.join(failed)} unavailable", details=status)
+        return error(
+            request,
+            status=503,
+            code="UNAVAILABLE",
+            message=f"not ready: {', '.join(failed)} unavailable",
+            details=status,
+        )
     return ok(request, status)
 
 

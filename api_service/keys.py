@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from aiohttp import web
 from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from aiohttp import web
 from shared.config import Settings
 
 SETTINGS = web.AppKey("settings", Settings)

@@ -55,8 +55,14 @@ async def error_middleware(request: web.Request, handler):
         return await handler(request)
     except AppError as exc:
         headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, RateLimited) else None
-        response = error(request, status=exc.status, code=exc.code, message=exc.message, details=exc.details,
-                         headers=headers)
+        response = error(
+            request,
+            status=exc.status,
+            code=exc.code,
+            message=exc.message,
+            details=exc.details,
+            headers=headers,
+        )
         if exc.status == 413:
             response.force_close()  # the over-size body stays unread; the connection cannot be reused
         return response
@@ -66,19 +72,31 @@ async def error_middleware(request: web.Request, handler):
         code, message = _HTTP_CODES.get(exc.status, ("HTTP_ERROR", exc.reason))
         headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
         details = {"maxBytes": request.app[SETTINGS].max_body_bytes} if exc.status == 413 else None
-        response = error(request, status=exc.status, code=code, message=message, details=details,
-                         headers=headers)
+        response = error(
+            request, status=exc.status, code=code, message=message, details=details, headers=headers
+        )
         if exc.status == 413:
             # The rest of an over-size body is never read: do not let the client reuse the connection.
             response.force_close()
         return response
     except Exception:
         error_id = uuid.uuid4().hex
-        log.exception("unhandled error", extra={"error_id": error_id, "path": request.path,
-                                                 "request_id": request.get(REQUEST_ID_KEY),
-                                                 "method": request.method})
-        return error(request, status=500, code="INTERNAL_ERROR",
-                     message="Internal server error", details={"errorId": error_id})
+        log.exception(
+            "unhandled error",
+            extra={
+                "error_id": error_id,
+                "path": request.path,
+                "request_id": request.get(REQUEST_ID_KEY),
+                "method": request.method,
+            },
+        )
+        return error(
+            request,
+            status=500,
+            code="INTERNAL_ERROR",
+            message="Internal server error",
+            details={"errorId": error_id},
+        )
 
 
 class JsonAccessLogger(AbstractAccessLogger):

@@ -85,9 +85,18 @@ def register(
     if auth not in ("user", "admin", None):
         raise ValueError(f"auth must be 'user', 'admin' or None, not {auth!r}")
     operation = Operation(
-        method=method.upper(), path=path, summary=summary, request_model=request_model,
-        response_model=response_model, query_model=query_model, auth=auth, status=status,
-        paginated=paginated, errors=tuple(errors), tags=tuple(tags), description=description,
+        method=method.upper(),
+        path=path,
+        summary=summary,
+        request_model=request_model,
+        response_model=response_model,
+        query_model=query_model,
+        auth=auth,
+        status=status,
+        paginated=paginated,
+        errors=tuple(errors),
+        tags=tuple(tags),
+        description=description,
     )
     _operations[(operation.method, path)] = operation
 
@@ -106,9 +115,12 @@ def build_document(*, title: str = "lightning-wallet API", version: str = "1.0.0
     components = {**definitions, **_envelope_schemas()}
     return {
         "openapi": "3.1.0",
-        "info": {"title": title, "version": version,
-                 "description": "Custodial Lightning wallet. Every JSON response uses the envelope "
-                                "{success, data | error, meta}; amounts are integers in sats."},
+        "info": {
+            "title": title,
+            "version": version,
+            "description": "Custodial Lightning wallet. Every JSON response uses the envelope "
+            "{success, data | error, meta}; amounts are integers in sats.",
+        },
         "paths": paths,
         "components": {
             "schemas": components,
@@ -141,8 +153,10 @@ def _operation(op: Operation, schema_of: dict[tuple[type, str], dict[str, Any]])
     if parameters:
         entry["parameters"] = parameters
     if op.request_model is not None:
-        entry["requestBody"] = {"required": True, "content": {"application/json": {
-            "schema": schema_of[(op.request_model, "validation")]}}}
+        entry["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": schema_of[(op.request_model, "validation")]}},
+        }
     if op.auth is not None:
         entry["security"] = [{"bearerAuth": []}]
         entry["x-role"] = op.auth
@@ -160,14 +174,23 @@ def _responses(op: Operation, schema_of: dict[tuple[type, str], dict[str, Any]])
             data = schema_of[(op.response_model, "serialization")]
         if op.paginated:
             data = {"type": "array", "items": data}
-        properties: dict[str, Any] = {"success": {"const": True}, "data": data,
-                                      "meta": {"$ref": REF.format(model="Meta")}}
+        properties: dict[str, Any] = {
+            "success": {"const": True},
+            "data": data,
+            "meta": {"$ref": REF.format(model="Meta")},
+        }
         required = ["success", "data", "meta"]
         if op.paginated:
             properties["pagination"] = {"$ref": REF.format(model="Pagination")}
             required.append("pagination")
-        responses[str(op.status)] = {"description": "Success", "content": {"application/json": {
-            "schema": {"type": "object", "properties": properties, "required": required}}}}
+        responses[str(op.status)] = {
+            "description": "Success",
+            "content": {
+                "application/json": {
+                    "schema": {"type": "object", "properties": properties, "required": required}
+                }
+            },
+        }
     codes = set(op.errors)
     if op.request_model is not None or op.query_model is not None:
         codes |= {400}
@@ -189,8 +212,10 @@ def _operation_id(op: Operation) -> str:
 
 
 def _path_parameters(path: str) -> list[dict[str, Any]]:
-    return [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-            for name in re.findall(r"\{(\w+)\}", path)]
+    return [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in re.findall(r"\{(\w+)\}", path)
+    ]
 
 
 def _query_parameters(model: type[pydantic.BaseModel] | None) -> list[dict[str, Any]]:
@@ -198,21 +223,45 @@ def _query_parameters(model: type[pydantic.BaseModel] | None) -> list[dict[str, 
         return []
     schema = model.model_json_schema(by_alias=True, ref_template=REF)
     required = set(schema.get("required", []))
-    return [{"name": name, "in": "query", "required": name in required, "schema": prop}
-            for name, prop in schema.get("properties", {}).items()]
+    return [
+        {"name": name, "in": "query", "required": name in required, "schema": prop}
+        for name, prop in schema.get("properties", {}).items()
+    ]
 
 
 def _envelope_schemas() -> dict[str, Any]:
-    meta = {"type": "object", "required": ["requestId", "timestamp"], "properties": {
-        "requestId": {"type": "string"}, "timestamp": {"type": "string", "format": "date-time"}}}
-    pagination = {"type": "object", "required": ["page", "pageSize", "totalItems", "totalPages"],
-                  "properties": {name: {"type": "integer"}
-                                 for name in ("page", "pageSize", "totalItems", "totalPages")}}
-    error = {"type": "object", "required": ["success", "error", "meta"], "properties": {
-        "success": {"const": False},
-        "error": {"type": "object", "required": ["code", "message"], "properties": {
-            "code": {"type": "string", "pattern": "^[A-Z_]+$"},
-            "message": {"type": "string"},
-            "details": {"description": "field errors (a list) for VALIDATION_ERROR; errorId for a 500"}}},
-        "meta": {"$ref": REF.format(model="Meta")}}}
+    meta = {
+        "type": "object",
+        "required": ["requestId", "timestamp"],
+        "properties": {
+            "requestId": {"type": "string"},
+            "timestamp": {"type": "string", "format": "date-time"},
+        },
+    }
+    pagination = {
+        "type": "object",
+        "required": ["page", "pageSize", "totalItems", "totalPages"],
+        "properties": {
+            name: {"type": "integer"} for name in ("page", "pageSize", "totalItems", "totalPages")
+        },
+    }
+    error = {
+        "type": "object",
+        "required": ["success", "error", "meta"],
+        "properties": {
+            "success": {"const": False},
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {
+                    "code": {"type": "string", "pattern": "^[A-Z_]+$"},
+                    "message": {"type": "string"},
+                    "details": {
+                        "description": "field errors (a list) for VALIDATION_ERROR; errorId for a 500"
+                    },
+                },
+            },
+            "meta": {"$ref": REF.format(model="Meta")},
+        },
+    }
     return {"Meta": meta, "Pagination": pagination, "ErrorEnvelope": error}

@@ -9,9 +9,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+from aiohttp import web
 from sqlalchemy import select
 
-from aiohttp import web
 from api_service.keys import SESSIONS, SETTINGS
 from api_service.services.tokens import decode_access_token
 from shared.db.models import User
@@ -35,7 +35,7 @@ CURRENT_USER_KEY = web.RequestKey("current_user", CurrentUser)
 
 
 def bearer_token(request: web.Request) -> str:
-    """The token of `Authorization: Bearer <token>`; a bare token (as the original tutorial sent) also works."""
+    """The token of `Authorization: Bearer <token>`; a bare token (the original tutorial's way) works too."""
     header = request.headers.get("Authorization", "").strip()
     if not header:
         raise Unauthorized("Missing Authorization header")

@@ -18,11 +18,13 @@ Model = TypeVar("Model", bound=pydantic.BaseModel)
 def _field_errors(exc: pydantic.ValidationError) -> list[dict[str, Any]]:
     details = []
     for err in exc.errors(include_url=False, include_context=False, include_input=False):
-        details.append({
-            "field": ".".join(str(part) for part in err["loc"]) or "body",
-            "message": err["msg"].removeprefix("Value error, "),
-            "type": err["type"],
-        })
+        details.append(
+            {
+                "field": ".".join(str(part) for part in err["loc"]) or "body",
+                "message": err["msg"].removeprefix("Value error, "),
+                "type": err["type"],
+            }
+        )
     return details
 
 

@@ -81,7 +81,9 @@ class Settings(BaseSettings):
         for name in _GENERATED_SECRETS:
             value = getattr(self, name.lower())
             if value is None:
-                raise ValueError(f"{name} must be set outside development (at least {MIN_SECRET_BYTES} bytes)")
+                raise ValueError(
+                    f"{name} must be set outside development (at least {MIN_SECRET_BYTES} bytes)"
+                )
             if len(value.get_secret_value().encode()) < MIN_SECRET_BYTES:
                 raise ValueError(f"{name} is too weak: use at least {MIN_SECRET_BYTES} bytes of random data")
         if self.admin_key is not None and len(self.admin_key.get_secret_value()) < 16:

@@ -29,14 +29,20 @@ class RowEvent:
     user_id: uuid.UUID
 
     def encode(self) -> str:
-        return json.dumps({"type": self.type, "id": str(self.id), "state": self.state, "userId": str(self.user_id)})
+        return json.dumps(
+            {"type": self.type, "id": str(self.id), "state": self.state, "userId": str(self.user_id)}
+        )
 
     @classmethod
     def decode(cls, raw: bytes | str) -> RowEvent | None:
         try:
             data = json.loads(raw)
-            return cls(type=data["type"], id=uuid.UUID(data["id"]), state=str(data["state"]),
-                       user_id=uuid.UUID(data["userId"]))
+            return cls(
+                type=data["type"],
+                id=uuid.UUID(data["id"]),
+                state=str(data["state"]),
+                user_id=uuid.UUID(data["userId"]),
+            )
         except (ValueError, KeyError, TypeError):
             return None
 

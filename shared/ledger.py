@@ -51,7 +51,9 @@ def fee_reserve_msat(amount_msat: int, *, ppm: int, min_sat: int) -> int:
 
 
 async def system_account_id(session: AsyncSession, kind: str) -> int:
-    account_id = await session.scalar(select(Account.id).where(Account.kind == kind, Account.user_id.is_(None)))
+    account_id = await session.scalar(
+        select(Account.id).where(Account.kind == kind, Account.user_id.is_(None))
+    )
     if account_id is None:
         raise LookupError(f"system account {kind!r} is missing: run the migrations")
     return account_id
@@ -70,9 +72,7 @@ async def user_account_id(session: AsyncSession, user_id: uuid.UUID) -> int:
 
 async def get_balance(session: AsyncSession, account_id: int) -> Balance:
     row = (
-        await session.execute(
-            select(Account.balance_msat, Account.held_msat).where(Account.id == account_id)
-        )
+        await session.execute(select(Account.balance_msat, Account.held_msat).where(Account.id == account_id))
     ).one()
     return Balance(balance_msat=row.balance_msat, held_msat=row.held_msat)
 
@@ -90,8 +90,14 @@ async def post_transaction(
         raise ValueError("ledger legs must sum to zero")
     txn_id = uuid.uuid4()
     rows = [
-        {"txn_id": txn_id, "account_id": leg.account_id, "amount_msat": leg.amount_msat, "kind": kind,
-         "invoice_id": invoice_id, "payment_id": payment_id}
+        {
+            "txn_id": txn_id,
+            "account_id": leg.account_id,
+            "amount_msat": leg.amount_msat,
+            "kind": kind,
+            "invoice_id": invoice_id,
+            "payment_id": payment_id,
+        }
         for leg in legs
         if leg.amount_msat != 0
     ]
@@ -112,7 +118,9 @@ async def place_hold(session: AsyncSession, account_id: int, amount_msat: int, *
     row lock it takes serialises concurrent holds on one account."""
     if amount_msat <= 0:
         raise ValueError("a hold must be positive")
-    statement = update(Account).where(Account.id == account_id).values(held_msat=Account.held_msat + amount_msat)
+    statement = (
+        update(Account).where(Account.id == account_id).values(held_msat=Account.held_msat + amount_msat)
+    )
     if guard:
         statement = statement.where(
             (Account.kind != "user") | (Account.balance_msat - Account.held_msat >= amount_msat)

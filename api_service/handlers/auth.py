@@ -24,22 +24,40 @@ def client_ip(request: web.Request) -> str:
 
 
 def _pair_out(pair: auth.TokenPair) -> dict:
-    return dump(AuthOut(user=UserOut.model_validate(pair.user), access_token=pair.access_token,
-                        refresh_token=pair.refresh_token, expires_in=pair.expires_in))
+    return dump(
+        AuthOut(
+            user=UserOut.model_validate(pair.user),
+            access_token=pair.access_token,
+            refresh_token=pair.refresh_token,
+            expires_in=pair.expires_in,
+        )
+    )
 
 
 async def register(request: web.Request) -> web.Response:
     body = await parse_body(request, RegisterRequest)
-    pair = await auth.register(request.app[SESSIONS], request.app[SETTINGS], request.app[ARQ],
-                               username=body.username, password=body.password, admin_key=body.admin_key,
-                               client_ip=client_ip(request))
+    pair = await auth.register(
+        request.app[SESSIONS],
+        request.app[SETTINGS],
+        request.app[ARQ],
+        username=body.username,
+        password=body.password,
+        admin_key=body.admin_key,
+        client_ip=client_ip(request),
+    )
     return ok(request, _pair_out(pair), status=201, headers=NO_STORE)
 
 
 async def login(request: web.Request) -> web.Response:
     body = await parse_body(request, LoginRequest)
-    pair = await auth.login(request.app[SESSIONS], request.app[SETTINGS], request.app[ARQ],
-                            username=body.username, password=body.password, client_ip=client_ip(request))
+    pair = await auth.login(
+        request.app[SESSIONS],
+        request.app[SETTINGS],
+        request.app[ARQ],
+        username=body.username,
+        password=body.password,
+        client_ip=client_ip(request),
+    )
     return ok(request, _pair_out(pair), headers=NO_STORE)
 
 
@@ -62,17 +80,45 @@ def setup(app: web.Application) -> None:
     app.router.add_post(f"{PREFIX}/refresh", refresh)
     app.router.add_post(f"{PREFIX}/logout", logout)
     tags = ("auth",)
-    openapi.register("POST", f"{PREFIX}/register", "Create an account and log in",
-                     request_model=RegisterRequest, response_model=AuthOut, auth=None, status=201,
-                     errors=(403, 409, 429), tags=tags,
-                     description="adminKey grants the admin role when it equals ADMIN_KEY; "
-                                 "a wrong one is 403.")
-    openapi.register("POST", f"{PREFIX}/login", "Log in with username and password",
-                     request_model=LoginRequest, response_model=AuthOut, auth=None, errors=(401, 429),
-                     tags=tags)
-    openapi.register("POST", f"{PREFIX}/refresh", "Exchange a refresh token for a new pair",
-                     request_model=RefreshRequest, response_model=AuthOut, auth=None, errors=(401,),
-                     tags=tags, description="The refresh token is spent. Presenting a spent one revokes "
-                                            "its whole session.")
-    openapi.register("POST", f"{PREFIX}/logout", "Revoke the session of a refresh token",
-                     request_model=LogoutRequest, auth="user", status=204, tags=tags)
+    openapi.register(
+        "POST",
+        f"{PREFIX}/register",
+        "Create an account and log in",
+        request_model=RegisterRequest,
+        response_model=AuthOut,
+        auth=None,
+        status=201,
+        errors=(403, 409, 429),
+        tags=tags,
+        description="adminKey grants the admin role when it equals ADMIN_KEY; a wrong one is 403.",
+    )
+    openapi.register(
+        "POST",
+        f"{PREFIX}/login",
+        "Log in with username and password",
+        request_model=LoginRequest,
+        response_model=AuthOut,
+        auth=None,
+        errors=(401, 429),
+        tags=tags,
+    )
+    openapi.register(
+        "POST",
+        f"{PREFIX}/refresh",
+        "Exchange a refresh token for a new pair",
+        request_model=RefreshRequest,
+        response_model=AuthOut,
+        auth=None,
+        errors=(401,),
+        tags=tags,
+        description="The refresh token is spent. Presenting a spent one revokes its whole session.",
+    )
+    openapi.register(
+        "POST",
+        f"{PREFIX}/logout",
+        "Revoke the session of a refresh token",
+        request_model=LogoutRequest,
+        auth="user",
+        status=204,
+        tags=tags,
+    )

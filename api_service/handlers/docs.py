@@ -31,16 +31,24 @@ async def openapi_json(request: web.Request) -> web.Response:
 
 
 async def docs_page(request: web.Request) -> web.Response:
-    return web.Response(body=_read("docs.html"), content_type="text/html", charset="utf-8",
-                        headers={"Content-Security-Policy": CSP})
+    return web.Response(
+        body=_read("docs.html"),
+        content_type="text/html",
+        charset="utf-8",
+        headers={"Content-Security-Policy": CSP},
+    )
 
 
 async def docs_asset(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     if name not in ASSETS:
         raise web.HTTPNotFound()
-    return web.Response(body=_read(name), content_type=ASSETS[name], charset="utf-8",
-                        headers={"Cache-Control": "public, max-age=300"})
+    return web.Response(
+        body=_read(name),
+        content_type=ASSETS[name],
+        charset="utf-8",
+        headers={"Cache-Control": "public, max-age=300"},
+    )
 
 
 def setup(app: web.Application) -> None:
@@ -49,7 +57,9 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/api/v1/docs/{name}", docs_asset)
     tags = ("operations",)
     openapi.register("GET", "/healthz", "Liveness: the process answers", auth=None, tags=tags)
-    openapi.register("GET", "/readyz", "Readiness: Postgres and Redis answer", auth=None, errors=(503,),
-                     tags=tags)
-    openapi.register("GET", "/api/v1/openapi.json", "This OpenAPI document (not enveloped)", auth=None,
-                     tags=tags)
+    openapi.register(
+        "GET", "/readyz", "Readiness: Postgres and Redis answer", auth=None, errors=(503,), tags=tags
+    )
+    openapi.register(
+        "GET", "/api/v1/openapi.json", "This OpenAPI document (not enveloped)", auth=None, tags=tags
+    )

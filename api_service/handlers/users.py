@@ -27,10 +27,12 @@ async def me(request: web.Request) -> web.Response:
 async def list_users(request: web.Request) -> web.Response:
     await require_admin(request)
     query = parse_query(request, UserListQuery)
-    rows, total = await users.list_users(request.app[SESSIONS], search=query.q, offset=query.offset,
-                                         limit=query.page_size)
-    return ok_list(request, [_out(row) for row in rows], page=query.page, page_size=query.page_size,
-                   total=total)
+    rows, total = await users.list_users(
+        request.app[SESSIONS], search=query.q, offset=query.offset, limit=query.page_size
+    )
+    return ok_list(
+        request, [_out(row) for row in rows], page=query.page, page_size=query.page_size, total=total
+    )
 
 
 async def get_user(request: web.Request) -> web.Response:
@@ -43,8 +45,14 @@ async def update_user(request: web.Request) -> web.Response:
     actor = await require_user(request)
     user_id = path_uuid(request)
     changes = await parse_body(request, UserUpdate)
-    user = await users.update_user(request.app[SESSIONS], request.app[SETTINGS], request.app[ARQ],
-                                   actor=actor, user_id=user_id, changes=changes)
+    user = await users.update_user(
+        request.app[SESSIONS],
+        request.app[SETTINGS],
+        request.app[ARQ],
+        actor=actor,
+        user_id=user_id,
+        changes=changes,
+    )
     return ok(request, _out(user))
 
 
@@ -63,18 +71,47 @@ def setup(app: web.Application) -> None:
     app.router.add_delete(f"{PREFIX}/{{id}}", delete_user)
     tags = ("users",)
     openapi.register("GET", f"{PREFIX}/me", "The caller", response_model=UserOut, tags=tags)
-    openapi.register("GET", PREFIX, "List users (q: case-insensitive username search)",
-                     response_model=UserOut, auth="admin", query_model=UserListQuery, paginated=True,
-                     tags=tags)
-    openapi.register("GET", f"{PREFIX}/{{id}}", "One user (admin, or the caller itself)",
-                     response_model=UserOut, errors=(404,), tags=tags,
-                     description="Another user's id answers 404 for non-admins, as an unknown id does.")
-    update_doc = ("Partial update. Admins: username, password, role, isActive. Users, on themselves only: "
-                  "username, and password with currentPassword. A password change or deactivation "
-                  "revokes the user's refresh tokens.")
+    openapi.register(
+        "GET",
+        PREFIX,
+        "List users (q: case-insensitive username search)",
+        response_model=UserOut,
+        auth="admin",
+        query_model=UserListQuery,
+        paginated=True,
+        tags=tags,
+    )
+    openapi.register(
+        "GET",
+        f"{PREFIX}/{{id}}",
+        "One user (admin, or the caller itself)",
+        response_model=UserOut,
+        errors=(404,),
+        tags=tags,
+        description="Another user's id answers 404 for non-admins, as an unknown id does.",
+    )
+    update_doc = (
+        "Partial update. Admins: username, password, role, isActive. Users, on themselves only: "
+        "username, and password with currentPassword. A password change or deactivation "
+        "revokes the user's refresh tokens."
+    )
     for method in ("PUT", "PATCH"):
-        openapi.register(method, f"{PREFIX}/{{id}}", "Update a user", request_model=UserUpdate,
-                         response_model=UserOut, errors=(403, 404, 409, 429), tags=tags,
-                         description=update_doc)
-    openapi.register("DELETE", f"{PREFIX}/{{id}}", "Deactivate a user (history kept, tokens revoked)",
-                     response_model=UserOut, auth="admin", errors=(404, 409), tags=tags)
+        openapi.register(
+            method,
+            f"{PREFIX}/{{id}}",
+            "Update a user",
+            request_model=UserUpdate,
+            response_model=UserOut,
+            errors=(403, 404, 409, 429),
+            tags=tags,
+            description=update_doc,
+        )
+    openapi.register(
+        "DELETE",
+        f"{PREFIX}/{{id}}",
+        "Deactivate a user (history kept, tokens revoked)",
+        response_model=UserOut,
+        auth="admin",
+        errors=(404, 409),
+        tags=tags,
+    )

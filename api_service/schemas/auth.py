@@ -19,8 +19,9 @@ TokenString = Annotated[str, Field(min_length=1, max_length=512)]
 class RegisterRequest(ApiModel):
     username: Username
     password: Password
-    admin_key: str | None = Field(None, max_length=1024,
-                                  description="grants the admin role when it equals the server's ADMIN_KEY")
+    admin_key: str | None = Field(
+        None, max_length=1024, description="grants the admin role when it equals the server's ADMIN_KEY"
+    )
 
 
 class LoginRequest(ApiModel):

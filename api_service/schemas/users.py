@@ -29,8 +29,7 @@ def check_password(value: str) -> str:
 Username = Annotated[
     str,
     StringConstraints(pattern=USERNAME_PATTERN),
-    Field(description="3-32 characters of A-Z a-z 0-9 _ . -; unique regardless of case",
-          examples=["alice"]),
+    Field(description="3-32 characters of A-Z a-z 0-9 _ . -; unique regardless of case", examples=["alice"]),
 ]
 Password = Annotated[
     str,

@@ -46,35 +46,50 @@ def _role_for(settings: Settings, admin_key: str | None) -> str:
 async def _pair(
     session: AsyncSession, settings: Settings, user: User, family_id: uuid.UUID | None = None
 ) -> TokenPair:
-    refresh = await refresh_tokens.issue(session, user_id=user.id, ttl_s=settings.refresh_token_ttl,
-                                         family_id=family_id)
+    refresh = await refresh_tokens.issue(
+        session, user_id=user.id, ttl_s=settings.refresh_token_ttl, family_id=family_id
+    )
     access = issue_access_token(settings, user_id=user.id, role=user.role)
-    return TokenPair(user=user, access_token=access, refresh_token=refresh,
-                     expires_in=settings.access_token_ttl)
+    return TokenPair(
+        user=user, access_token=access, refresh_token=refresh, expires_in=settings.access_token_ttl
+    )
 
 
 async def register(
-    sessions: async_sessionmaker[AsyncSession], settings: Settings, redis: Redis, *, username: str,
-    password: str, admin_key: str | None, client_ip: str,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    redis: Redis,
+    *,
+    username: str,
+    password: str,
+    admin_key: str | None,
+    client_ip: str,
 ) -> TokenPair:
     """Create a user (admin if ``admin_key`` matches ADMIN_KEY) with its ledger account and a first pair."""
     await ratelimit.hit(redis, f"register:ip:{client_ip}", settings.rate_limit_register_per_ip, RATE_WINDOW_S)
     role = _role_for(settings, admin_key)
     password_hash = await passwords.hash_password(password, settings.bcrypt_cost)
     async with sessions() as session, session.begin():
-        user = await insert_user_with_account(session, username=username, password_hash=password_hash,
-                                              role=role)
+        user = await insert_user_with_account(
+            session, username=username, password_hash=password_hash, role=role
+        )
         return await _pair(session, settings, user)
 
 
 async def login(
-    sessions: async_sessionmaker[AsyncSession], settings: Settings, redis: Redis, *, username: str,
-    password: str, client_ip: str,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    redis: Redis,
+    *,
+    username: str,
+    password: str,
+    client_ip: str,
 ) -> TokenPair:
     """Check the credentials and open a new session (token family); InvalidCredentials otherwise."""
     await ratelimit.hit(redis, f"login:ip:{client_ip}", settings.rate_limit_login_per_ip, RATE_WINDOW_S)
-    await ratelimit.hit(redis, f"login:user:{username.lower()}", settings.rate_limit_login_per_username,
-                        RATE_WINDOW_S)
+    await ratelimit.hit(
+        redis, f"login:user:{username.lower()}", settings.rate_limit_login_per_username, RATE_WINDOW_S
+    )
     async with sessions() as session:
         user = await queries.get_user_by_username(session, username)
     if user is None:

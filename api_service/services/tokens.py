@@ -55,5 +55,9 @@ def decode_access_token(settings: Settings, token: str) -> AccessClaims:
         user_id = uuid.UUID(str(claims["sub"]))
     except ValueError:
         raise Unauthorized("Invalid access token") from None
-    return AccessClaims(user_id=user_id, role=str(claims.get("role", "")), jti=str(claims["jti"]),
-                        expires_at=int(claims["exp"]))
+    return AccessClaims(
+        user_id=user_id,
+        role=str(claims.get("role", "")),
+        jti=str(claims["jti"]),
+        expires_at=int(claims["exp"]),
+    )

@@ -41,8 +41,9 @@ async def insert_user_with_account(
     """Insert the user and its ledger account in the caller's transaction; UsernameTaken on a duplicate."""
     try:
         async with session.begin_nested():
-            user = await queries.insert_user(session, username=username, password_hash=password_hash,
-                                             role=role)
+            user = await queries.insert_user(
+                session, username=username, password_hash=password_hash, role=role
+            )
     except IntegrityError as exc:
         if queries.is_username_conflict(exc):
             raise UsernameTaken() from None
@@ -52,7 +53,11 @@ async def insert_user_with_account(
 
 
 async def create_user(
-    sessions: async_sessionmaker[AsyncSession], settings: Settings, *, username: str, password: str,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    *,
+    username: str,
+    password: str,
     role: str = "user",
 ) -> User:
     """Create a user (already validated name and password) with its ledger account, in one transaction.
@@ -60,8 +65,9 @@ async def create_user(
     The password is hashed before the transaction opens, so no connection waits on bcrypt."""
     password_hash = await passwords.hash_password(password, settings.bcrypt_cost)
     async with sessions() as session, session.begin():
-        return await insert_user_with_account(session, username=username, password_hash=password_hash,
-                                              role=role)
+        return await insert_user_with_account(
+            session, username=username, password_hash=password_hash, role=role
+        )
 
 
 async def find_user_by_username(sessions: async_sessionmaker[AsyncSession], username: str) -> User | None:
@@ -90,8 +96,13 @@ async def list_users(
 
 
 async def update_user(
-    sessions: async_sessionmaker[AsyncSession], settings: Settings, redis: Redis, *, actor: CurrentUser,
-    user_id: uuid.UUID, changes: UserUpdate,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    redis: Redis,
+    *,
+    actor: CurrentUser,
+    user_id: uuid.UUID,
+    changes: UserUpdate,
 ) -> User:
     """Apply a partial update under the access rules (see module docstring).
 
@@ -133,23 +144,35 @@ def _check_update_allowed(
 
 
 async def _check_current_password(
-    sessions: async_sessionmaker[AsyncSession], settings: Settings, redis: Redis, actor: CurrentUser,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    redis: Redis,
+    actor: CurrentUser,
     current_password: str | None,
 ) -> None:
     if current_password is None:
-        raise ValidationError(details=[{"field": "currentPassword", "type": "missing",
-                                        "message": "required to change your own password"}])
+        raise ValidationError(
+            details=[
+                {
+                    "field": "currentPassword",
+                    "type": "missing",
+                    "message": "required to change your own password",
+                }
+            ]
+        )
     # Guessing the current password with a stolen access token counts against the login limit.
-    await ratelimit.hit(redis, f"login:user:{actor.username.lower()}", settings.rate_limit_login_per_username,
-                        RATE_WINDOW_S)
+    await ratelimit.hit(
+        redis, f"login:user:{actor.username.lower()}", settings.rate_limit_login_per_username, RATE_WINDOW_S
+    )
     async with sessions() as session:
         user = await queries.get_user(session, actor.id)
     if user is None or not await passwords.verify_password(current_password, user.password_hash):
         raise InvalidCredentials("currentPassword is wrong")
 
 
-async def deactivate_user(sessions: async_sessionmaker[AsyncSession], *, actor: CurrentUser,
-                          user_id: uuid.UUID) -> User:
+async def deactivate_user(
+    sessions: async_sessionmaker[AsyncSession], *, actor: CurrentUser, user_id: uuid.UUID
+) -> User:
     """Deactivate a user and revoke all its refresh tokens; its rows and ledger history stay."""
     if actor.id == user_id:
         raise Conflict("You cannot deactivate yourself")

@@ -140,12 +140,15 @@ class Invoice(Base):
     __table_args__ = (
         CheckConstraint(_in("state", INVOICE_STATES), name="invoices_state_valid"),
         CheckConstraint("amount_msat > 0", name="invoices_amount_positive"),
-        CheckConstraint("state = 'pending' OR state = 'failed' OR payment_hash IS NOT NULL",
-                        name="invoices_hash_once_created"),
+        CheckConstraint(
+            "state = 'pending' OR state = 'failed' OR payment_hash IS NOT NULL",
+            name="invoices_hash_once_created",
+        ),
         Index("invoices_user_created_idx", "user_id", "created_at"),
         Index("invoices_payment_hash_key", "payment_hash", unique=True),
-        Index("invoices_state_idx", "state", "created_at",
-              postgresql_where=text("state IN ('pending', 'open')")),
+        Index(
+            "invoices_state_idx", "state", "created_at", postgresql_where=text("state IN ('pending', 'open')")
+        ),
         Index("invoices_created_idx", "created_at"),
     )
 
@@ -176,15 +179,27 @@ class Payment(Base):
         CheckConstraint(_in("state", PAYMENT_STATES), name="payments_state_valid"),
         CheckConstraint("amount_msat > 0", name="payments_amount_positive"),
         CheckConstraint("fee_limit_msat >= 0", name="payments_fee_limit_non_negative"),
-        CheckConstraint("fee_msat IS NULL OR (fee_msat >= 0 AND fee_msat <= fee_limit_msat)",
-                        name="payments_fee_within_limit"),
-        CheckConstraint("state <> 'succeeded' OR preimage IS NOT NULL", name="payments_succeeded_has_preimage"),
-        Index("payments_payment_hash_active_key", "payment_hash", unique=True,
-              postgresql_where=text("state <> 'failed'")),
+        CheckConstraint(
+            "fee_msat IS NULL OR (fee_msat >= 0 AND fee_msat <= fee_limit_msat)",
+            name="payments_fee_within_limit",
+        ),
+        CheckConstraint(
+            "state <> 'succeeded' OR preimage IS NOT NULL", name="payments_succeeded_has_preimage"
+        ),
+        Index(
+            "payments_payment_hash_active_key",
+            "payment_hash",
+            unique=True,
+            postgresql_where=text("state <> 'failed'"),
+        ),
         Index("payments_payment_hash_idx", "payment_hash"),
         Index("payments_user_created_idx", "user_id", "created_at"),
-        Index("payments_state_idx", "state", "updated_at",
-              postgresql_where=text("state IN ('pending', 'in_flight')")),
+        Index(
+            "payments_state_idx",
+            "state",
+            "updated_at",
+            postgresql_where=text("state IN ('pending', 'in_flight')"),
+        ),
         Index("payments_created_idx", "created_at"),
     )
 

@@ -5,6 +5,7 @@ import shutil
 import tempfile
 
 from aiohttp.test_utils import TestClient, TestServer
+
 from api_service.app import create_app
 from devtools.netutil import free_port
 from devtools.private_redis import start_private_redis

@@ -102,6 +102,7 @@ class CreateInvoiceTest(WalletCase):
         await self.client.close()
         self.settings = self.make_settings(invoice_wait_s=60)
         from aiohttp.test_utils import TestClient, TestServer
+
         from api_service.app import create_app
 
         self.client = TestClient(TestServer(create_app(self.settings)))

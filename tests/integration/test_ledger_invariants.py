@@ -29,7 +29,10 @@ class LedgerInvariantsTest(DbCase):
                 async with connection.transaction():
                     await connection.execute(
                         "INSERT INTO ledger_entries (txn_id, account_id, amount_msat, kind) VALUES"
-                        " ($1, $2, -100001, 'raw'), ($1, 3, 100001, 'raw')", txn, account_id)
+                        " ($1, $2, -100001, 'raw'), ($1, 3, 100001, 'raw')",
+                        txn,
+                        account_id,
+                    )
             self.assertIn("accounts_available_non_negative", str(ctx.exception))
             balance = await connection.fetchval("SELECT balance_msat FROM accounts WHERE id = $1", account_id)
             self.assertEqual(balance, 100_000)
@@ -49,7 +52,10 @@ class LedgerInvariantsTest(DbCase):
                 async with connection.transaction():
                     await connection.execute(
                         "INSERT INTO ledger_entries (txn_id, account_id, amount_msat, kind) VALUES"
-                        " ($1, $2, -7000, 'raw'), ($1, 3, 7000, 'raw')", uuid.uuid4(), account_id)
+                        " ($1, $2, -7000, 'raw'), ($1, 3, 7000, 'raw')",
+                        uuid.uuid4(),
+                        account_id,
+                    )
         finally:
             await connection.close()
 
@@ -62,7 +68,10 @@ class LedgerInvariantsTest(DbCase):
                 async with connection.transaction():
                     await connection.execute(
                         "INSERT INTO ledger_entries (txn_id, account_id, amount_msat, kind)"
-                        " VALUES ($1, $2, 1000, 'raw')", uuid.uuid4(), account_id)
+                        " VALUES ($1, $2, 1000, 'raw')",
+                        uuid.uuid4(),
+                        account_id,
+                    )
             self.assertIn("does not balance", str(ctx.exception))
         finally:
             await connection.close()
@@ -82,8 +91,11 @@ class LedgerInvariantsTest(DbCase):
         user_id = await factories.create_user(self.sessions, balance_sat=5)
         account_id = await self.account_of(user_id)
         connection = await self.connect()
-        insert = ("INSERT INTO payments (user_id, account_id, state, payment_hash, payment_request, destination,"
-                  " amount_msat, fee_limit_msat, hold_msat) VALUES ($1, $2, $3, $4, 'lnbcrt1', '02ab', 1000, 0, 1000)")
+        insert = (
+            "INSERT INTO payments (user_id, account_id, state, payment_hash, payment_request, destination,"
+            " amount_msat, fee_limit_msat, hold_msat)"
+            " VALUES ($1, $2, $3, $4, 'lnbcrt1', '02ab', 1000, 0, 1000)"
+        )
         payment_hash = bytes(32)
         try:
             await connection.execute(insert, user_id, account_id, "failed", payment_hash)
@@ -116,7 +128,8 @@ class LedgerInvariantsTest(DbCase):
             async with self.sessions() as session, session.begin():
                 external = await ledger.system_account_id(session, "external")
                 await ledger.post_transaction(
-                    session, [ledger.Leg(account_id, -20_000), ledger.Leg(external, 20_000)], kind="spend")
+                    session, [ledger.Leg(account_id, -20_000), ledger.Leg(external, 20_000)], kind="spend"
+                )
 
     def test_fee_reserve_is_whole_sats_and_at_least_the_minimum(self):
         self.assertEqual(ledger.fee_reserve_msat(1_000_000, ppm=10_000, min_sat=10), 10_000)

@@ -7,8 +7,17 @@ import asyncpg
 from tests.support import env
 from tests.support.cases import AsyncCase
 
-TABLES = {"users", "refresh_tokens", "accounts", "ledger_entries", "invoices", "payments",
-          "idempotency_keys", "settlement_cursor", "webhook_deliveries"}
+TABLES = {
+    "users",
+    "refresh_tokens",
+    "accounts",
+    "ledger_entries",
+    "invoices",
+    "payments",
+    "idempotency_keys",
+    "settlement_cursor",
+    "webhook_deliveries",
+}
 
 
 class MigrationsTest(AsyncCase):

@@ -17,10 +17,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiounittest
+from aiohttp.test_utils import TestClient, TestServer
 from aiounittest.helpers import async_test
 from redis.asyncio import Redis
 
-from aiohttp.test_utils import TestClient, TestServer
 from shared.config import Settings
 from shared.db.engine import create_engine, create_sessionmaker
 from tests.support import env
@@ -84,7 +84,10 @@ class ApiCase(DbCase):
 
 
 async def wait_for(
-    condition: Callable[[], Awaitable[Any]], *, timeout_s: float = 10.0, interval_s: float = 0.02,
+    condition: Callable[[], Awaitable[Any]],
+    *,
+    timeout_s: float = 10.0,
+    interval_s: float = 0.02,
     message: str = "condition",
 ) -> Any:
     """Poll ``condition`` until it returns something truthy; fail after ``timeout_s``."""

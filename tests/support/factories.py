@@ -38,8 +38,9 @@ async def create_user(
     username = username or f"user{next(_counter)}_{uuid.uuid4().hex[:6]}"
     async with sessions() as session, session.begin():
         user_id = await session.scalar(
-            insert(User).values(username=username, password_hash=_hash(password), role=role,
-                                is_active=is_active).returning(User.id)
+            insert(User)
+            .values(username=username, password_hash=_hash(password), role=role, is_active=is_active)
+            .returning(User.id)
         )
         account_id = await ledger.create_user_account(session, user_id)
         if balance_sat:
@@ -51,7 +52,9 @@ async def fund_account(session: AsyncSession, account_id: int, amount_sat: int) 
     treasury = await ledger.system_account_id(session, "treasury")
     amount_msat = amount_sat * ledger.MSAT_PER_SAT
     await ledger.post_transaction(
-        session, [ledger.Leg(treasury, -amount_msat), ledger.Leg(account_id, amount_msat)], kind="test_funding"
+        session,
+        [ledger.Leg(treasury, -amount_msat), ledger.Leg(account_id, amount_msat)],
+        kind="test_funding",
     )
 
 

@@ -111,8 +111,10 @@ async def _stop(process: asyncio.subprocess.Process, timeout_s: float) -> None:
 
 
 def _report(managed: ManagedProcess, why: str) -> str:
-    text = (f"--- {managed.name} (pid {managed.pid}) {why}; log {managed.log_path}, last lines: ---\n"
-            f"{managed.log_tail()}\n--- end of {managed.name} log ---")
+    text = (
+        f"--- {managed.name} (pid {managed.pid}) {why}; log {managed.log_path}, last lines: ---\n"
+        f"{managed.log_tail()}\n--- end of {managed.name} log ---"
+    )
     print(text, file=sys.stderr)
     return text
 
@@ -133,7 +135,11 @@ async def managed_process(
     log_path = Path(log_name)
     with os.fdopen(fd, "wb") as log_file:
         process = await asyncio.create_subprocess_exec(
-            *cmd, env=dict(env), cwd=str(cwd), stdin=asyncio.subprocess.DEVNULL, stdout=log_file,
+            *cmd,
+            env=dict(env),
+            cwd=str(cwd),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=log_file,
             stderr=asyncio.subprocess.STDOUT,
         )
     managed = ManagedProcess(name=name, process=process, log_path=log_path)
@@ -189,6 +195,11 @@ async def api_process(
     port = free_port()
     environment = service_env({**(settings_env or {}), "API_HOST": "127.0.0.1", "API_PORT": str(port)})
     base_url = f"http://127.0.0.1:{port}"
-    async with managed_process([sys.executable, "-m", "api_service"], environment, name="api",
-                               ready=http_ok(f"{base_url}/readyz"), ready_timeout_s=ready_timeout_s):
+    async with managed_process(
+        [sys.executable, "-m", "api_service"],
+        environment,
+        name="api",
+        ready=http_ok(f"{base_url}/readyz"),
+        ready_timeout_s=ready_timeout_s,
+    ):
         yield base_url

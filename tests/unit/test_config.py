@@ -5,6 +5,8 @@ import unittest
 from pathlib import Path
 from unittest import mock
 
+import pydantic
+
 from shared.config import ConfigError, load_settings
 
 STRONG = "s" * 40
@@ -25,7 +27,10 @@ class SettingsTest(unittest.TestCase):
         os.chdir(self.cwd)
 
     def test_production_requires_jwt_secret(self):
-        with clean_env(ENVIRONMENT="production", PREIMAGE_SECRET=STRONG), self.assertRaises(ConfigError) as ctx:
+        with (
+            clean_env(ENVIRONMENT="production", PREIMAGE_SECRET=STRONG),
+            self.assertRaises(ConfigError) as ctx,
+        ):
             load_settings()
         self.assertIn("JWT_SECRET must be set", str(ctx.exception))
 
@@ -53,7 +58,7 @@ class SettingsTest(unittest.TestCase):
     def test_settings_are_frozen(self):
         with clean_env(RUN_DIR=str(self.run_dir)):
             settings = load_settings()
-        with self.assertRaises(Exception):
+        with self.assertRaises(pydantic.ValidationError):
             settings.api_port = 1  # type: ignore[misc]
 
     def test_development_generates_secrets_once_and_keeps_them_private(self):
@@ -66,12 +71,17 @@ class SettingsTest(unittest.TestCase):
         self.assertEqual(stat.S_IMODE(secret_file.stat().st_mode), 0o600)
 
     def test_weak_admin_key_is_refused_outside_development(self):
-        with clean_env(ENVIRONMENT="production", JWT_SECRET=STRONG, PREIMAGE_SECRET=STRONG, ADMIN_KEY="short"):
+        with clean_env(
+            ENVIRONMENT="production", JWT_SECRET=STRONG, PREIMAGE_SECRET=STRONG, ADMIN_KEY="short"
+        ):
             with self.assertRaises(ConfigError) as ctx:
                 load_settings()
         self.assertIn("ADMIN_KEY", str(ctx.exception))
 
     def test_unknown_environment_is_refused(self):
-        with clean_env(ENVIRONMENT="staging", RUN_DIR=str(self.run_dir)), self.assertRaises(ConfigError) as ctx:
+        with (
+            clean_env(ENVIRONMENT="staging", RUN_DIR=str(self.run_dir)),
+            self.assertRaises(ConfigError) as ctx,
+        ):
             load_settings()
         self.assertIn("ENVIRONMENT", str(ctx.exception))

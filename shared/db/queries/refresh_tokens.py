@@ -12,12 +12,17 @@ from shared.db.models import RefreshToken
 
 
 async def insert_refresh_token(
-    session: AsyncSession, *, user_id: uuid.UUID, family_id: uuid.UUID, token_hash: bytes,
+    session: AsyncSession,
+    *,
+    user_id: uuid.UUID,
+    family_id: uuid.UUID,
+    token_hash: bytes,
     expires_at: datetime,
 ) -> None:
     await session.execute(
-        insert(RefreshToken).values(user_id=user_id, family_id=family_id, token_hash=token_hash,
-                                    expires_at=expires_at)
+        insert(RefreshToken).values(
+            user_id=user_id, family_id=family_id, token_hash=token_hash, expires_at=expires_at
+        )
     )
 
 

@@ -62,7 +62,10 @@ async def update_user(session: AsyncSession, user_id: uuid.UUID, values: dict[st
 
     Raises IntegrityError when a new username collides with another user's."""
     statement = (
-        update(User).where(User.id == user_id).values(**values, updated_at=func.now()).returning(User)
+        update(User)
+        .where(User.id == user_id)
+        .values(**values, updated_at=func.now())
+        .returning(User)
         .execution_options(synchronize_session=False, populate_existing=True)
     )
     return (await session.scalars(statement)).one_or_none()
@@ -70,7 +73,10 @@ async def update_user(session: AsyncSession, user_id: uuid.UUID, values: dict[st
 
 async def mark_logged_in(session: AsyncSession, user_id: uuid.UUID) -> User:
     statement = (
-        update(User).where(User.id == user_id).values(last_login_at=func.now()).returning(User)
+        update(User)
+        .where(User.id == user_id)
+        .values(last_login_at=func.now())
+        .returning(User)
         .execution_options(synchronize_session=False, populate_existing=True)
     )
     return (await session.scalars(statement)).one()
