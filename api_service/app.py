@@ -10,10 +10,10 @@ from arq.connections import RedisSettings
 
 from api_service import routes
 from api_service.events_hub import events_hub_ctx
-from api_service.keys import ARQ, ENGINE, SESSIONS, SETTINGS
+from api_service.keys import ARQ, ENGINE, READS, SESSIONS, SETTINGS
 from api_service.middleware import error_middleware, request_id_middleware
 from shared.config import Settings
-from shared.db.engine import create_engine, create_sessionmaker
+from shared.db.engine import create_engine, create_sessionmaker, read_engine
 
 
 def redis_settings(settings: Settings) -> RedisSettings:
@@ -28,6 +28,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     engine = create_engine(app[SETTINGS])
     app[ENGINE] = engine
     app[SESSIONS] = create_sessionmaker(engine)
+    app[READS] = read_engine(engine)
     yield
     await engine.dispose()
 

@@ -11,4 +11,5 @@ from shared.config import Settings
 SETTINGS = web.AppKey("settings", Settings)
 ENGINE = web.AppKey("engine", AsyncEngine)
 SESSIONS = web.AppKey("sessions", async_sessionmaker[AsyncSession])
+READS = web.AppKey("reads", AsyncEngine)  # autocommit view of ENGINE for single-statement reads
 ARQ = web.AppKey("arq", ArqRedis)

@@ -7,6 +7,9 @@ import logging
 import re
 import uuid
 
+import asyncpg
+import redis.exceptions
+import sqlalchemy.exc
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
@@ -79,8 +82,26 @@ async def error_middleware(request: web.Request, handler):
             # The rest of an over-size body is never read: do not let the client reuse the connection.
             response.force_close()
         return response
-    except Exception:
+    except Exception as exc:
         error_id = uuid.uuid4().hex
+        if _is_dependency_outage(exc):
+            log.warning(
+                "dependency unavailable",
+                extra={
+                    "error_id": error_id,
+                    "path": request.path,
+                    "request_id": request.get(REQUEST_ID_KEY),
+                    "error": type(exc).__name__,
+                },
+            )
+            return error(
+                request,
+                status=503,
+                code="UNAVAILABLE",
+                message="Service temporarily unavailable, retry shortly",
+                details={"errorId": error_id},
+                headers={"Retry-After": "1"},
+            )
         log.exception(
             "unhandled error",
             extra={
@@ -97,6 +118,25 @@ async def error_middleware(request: web.Request, handler):
             message="Internal server error",
             details={"errorId": error_id},
         )
+
+
+_OUTAGE_ERRORS = (
+    OSError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.CannotConnectNowError,
+    sqlalchemy.exc.TimeoutError,  # no pooled connection came free in time
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+)
+
+
+def _is_dependency_outage(exc: BaseException) -> bool:
+    """A lost or refused connection to Postgres or Redis: the request may be retried, it is not a bug."""
+    if isinstance(exc, sqlalchemy.exc.DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        exc = exc.orig
+    return isinstance(exc, _OUTAGE_ERRORS) or isinstance(exc.__cause__, _OUTAGE_ERRORS)
 
 
 class JsonAccessLogger(AbstractAccessLogger):

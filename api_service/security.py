@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from aiohttp import web
 from sqlalchemy import select
 
-from api_service.keys import SESSIONS, SETTINGS
+from api_service.keys import READS, SETTINGS
 from api_service.services.tokens import decode_access_token
 from shared.db.models import User
 from shared.errors import Forbidden, Unauthorized
@@ -52,9 +52,9 @@ async def require_user(request: web.Request) -> CurrentUser:
     if cached is not None:
         return cached
     claims = decode_access_token(request.app[SETTINGS], bearer_token(request))
-    async with request.app[SESSIONS]() as session:
+    async with request.app[READS].connect() as connection:
         row = (
-            await session.execute(
+            await connection.execute(
                 select(User.id, User.username, User.role, User.is_active).where(User.id == claims.user_id)
             )
         ).one_or_none()

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from shared.db.models import Account, LedgerEntry
 from shared.errors import InsufficientBalance
@@ -74,6 +74,18 @@ async def get_balance(session: AsyncSession, account_id: int) -> Balance:
     row = (
         await session.execute(select(Account.balance_msat, Account.held_msat).where(Account.id == account_id))
     ).one()
+    return Balance(balance_msat=row.balance_msat, held_msat=row.held_msat)
+
+
+async def get_user_balance(session: AsyncSession | AsyncConnection, user_id: uuid.UUID) -> Balance:
+    """The balance of a user's account, in one statement."""
+    row = (
+        await session.execute(
+            select(Account.balance_msat, Account.held_msat).where(Account.user_id == user_id)
+        )
+    ).one_or_none()
+    if row is None:
+        raise LookupError(f"user {user_id} has no account")
     return Balance(balance_msat=row.balance_msat, held_msat=row.held_msat)
 
 

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from api_service import openapi
 from api_service.events_hub import EVENTS_HUB
-from api_service.keys import ARQ, SESSIONS, SETTINGS
+from api_service.keys import ARQ, READS, SESSIONS, SETTINGS
 from api_service.responses import ok, ok_list
 from api_service.schemas.wallet import ActivityItemOut, ActivityQuery, CreateInvoiceBody, InvoiceOut
 from api_service.security import require_user
@@ -19,7 +19,9 @@ PREFIX = "/api/v1/invoices"
 
 def wallet_deps(request: web.Request) -> WalletDeps:
     app = request.app
-    return WalletDeps(settings=app[SETTINGS], sessions=app[SESSIONS], arq=app[ARQ], hub=app[EVENTS_HUB])
+    return WalletDeps(
+        settings=app[SETTINGS], sessions=app[SESSIONS], reads=app[READS], arq=app[ARQ], hub=app[EVENTS_HUB]
+    )
 
 
 def idempotency_request(request: web.Request, body) -> idempotency.IdempotencyRequest | None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from arq.connections import ArqRedis
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from api_service.events_hub import EventsHub
 from api_service.schemas.wallet import (
@@ -49,6 +49,7 @@ _RECHECK_S = 1.0  # re-read the row at least this often while waiting, in case a
 class WalletDeps:
     settings: Settings
     sessions: async_sessionmaker[AsyncSession]
+    reads: AsyncEngine  # autocommit, single-statement reads
     arq: ArqRedis
     hub: EventsHub
 
@@ -256,8 +257,8 @@ async def _replay_invoice(deps: WalletDeps, previous: IdempotencyKey) -> Outcome
 
 
 async def get_balance(deps: WalletDeps, user: CurrentUser) -> dict[str, Any]:
-    async with deps.sessions() as session:
-        balance = await ledger.get_balance(session, await ledger.user_account_id(session, user.id))
+    async with deps.reads.connect() as connection:
+        balance = await ledger.get_user_balance(connection, user.id)
     # Display values in sat are floor(msat / 1000): never show more than can be spent.
     return dump(
         BalanceOut(
@@ -281,9 +282,9 @@ async def list_activity(deps: WalletDeps, user: CurrentUser, query: ActivityQuer
         created_from=query.from_,
         created_to=query.to,
     )
-    async with deps.sessions() as session:
+    async with deps.reads.connect() as connection:
         rows, total = await queries.list_activity(
-            session, filters, limit=query.page_size, offset=query.offset
+            connection, filters, limit=query.page_size, offset=query.offset
         )
     return [activity_out(row) for row in rows], total
 

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, insert, literal, null, select, union_all, update
+from sqlalchemy import TextClause, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.types import BigInteger, DateTime, Text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from shared.db.models import IdempotencyKey, Invoice, Payment
 
@@ -112,88 +112,84 @@ class ActivityFilter:
     created_to: datetime | None = None
 
 
-def _incoming(f: ActivityFilter) -> Select:
-    statement = select(
-        Invoice.id,
-        literal("incoming", Text).label("direction"),
-        Invoice.user_id,
-        Invoice.state,
-        Invoice.amount_msat,
-        null().cast(BigInteger).label("fee_msat"),
-        Invoice.memo,
-        Invoice.payment_hash,
-        Invoice.payment_request,
-        Invoice.created_at,
-        Invoice.settled_at,
-        null().cast(DateTime(timezone=True)).label("completed_at"),
-        Invoice.expires_at,
+_INCOMING_COLUMNS = (
+    "id, 'incoming'::text AS direction, user_id, state, amount_msat, NULL::bigint AS fee_msat, memo,"
+    " payment_hash, payment_request, created_at, settled_at, NULL::timestamptz AS completed_at, expires_at"
+)
+_OUTGOING_COLUMNS = (
+    "id, 'outgoing'::text AS direction, user_id, state, amount_msat, fee_msat, memo,"
+    " payment_hash, payment_request, created_at, NULL::timestamptz AS settled_at, completed_at,"
+    " NULL::timestamptz AS expires_at"
+)
+
+
+@functools.lru_cache(maxsize=64)
+def _activity_sql(
+    direction: str | None, by_user: bool, by_state: bool, by_from: bool, by_to: bool
+) -> TextClause:
+    """One statement per filter shape: the page and the total in one round trip.
+
+    Only fixed fragments are joined here; every value is a bound parameter. Each side is cut to
+    offset+limit rows first, so Postgres walks the (user_id, created_at) index and stops early."""
+    conditions = [
+        condition
+        for wanted, condition in (
+            (by_user, "user_id = :user_id"),
+            (by_state, "state = :state"),
+            (by_from, "created_at >= :created_from"),
+            (by_to, "created_at < :created_to"),
+        )
+        if wanted
+    ]
+    where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+    sides = [
+        (table, columns)
+        for table, columns, side in (
+            ("invoices", _INCOMING_COLUMNS, "incoming"),
+            ("payments", _OUTGOING_COLUMNS, "outgoing"),
+        )
+        if direction in (None, side)
+    ]
+    page = " UNION ALL ".join(
+        f"(SELECT {columns} FROM {table} {where} ORDER BY created_at DESC LIMIT :window)"  # noqa: S608
+        for table, columns in sides
     )
-    return _where(statement, Invoice, f)
-
-
-def _outgoing(f: ActivityFilter) -> Select:
-    statement = select(
-        Payment.id,
-        literal("outgoing", Text).label("direction"),
-        Payment.user_id,
-        Payment.state,
-        Payment.amount_msat,
-        Payment.fee_msat,
-        Payment.memo,
-        Payment.payment_hash,
-        Payment.payment_request,
-        Payment.created_at,
-        null().cast(DateTime(timezone=True)).label("settled_at"),
-        Payment.completed_at,
-        null().cast(DateTime(timezone=True)).label("expires_at"),
+    total = " + ".join(f"(SELECT count(*) FROM {table} {where})" for table, _ in sides)  # noqa: S608
+    return text(
+        f"SELECT t.total, p.* FROM (SELECT {total} AS total) t"  # noqa: S608 - fixed fragments only
+        f" LEFT JOIN LATERAL (SELECT * FROM ({page}) a ORDER BY created_at DESC, id DESC"
+        " LIMIT :limit OFFSET :offset) p ON true"
     )
-    return _where(statement, Payment, f)
-
-
-def _where(statement: Select, model: Any, f: ActivityFilter) -> Select:
-    # Every value is a bound parameter; the (user_id, created_at) indexes serve the common case.
-    if f.user_id is not None:
-        statement = statement.where(model.user_id == f.user_id)
-    if f.state is not None:
-        statement = statement.where(model.state == f.state)
-    if f.created_from is not None:
-        statement = statement.where(model.created_at >= f.created_from)
-    if f.created_to is not None:
-        statement = statement.where(model.created_at < f.created_to)
-    return statement
-
-
-def _parts(f: ActivityFilter) -> list[Select]:
-    parts = []
-    if f.direction in (None, "incoming"):
-        parts.append(_incoming(f))
-    if f.direction in (None, "outgoing"):
-        parts.append(_outgoing(f))
-    return parts
 
 
 async def list_activity(
-    session: AsyncSession,
+    session: AsyncSession | AsyncConnection,
     f: ActivityFilter,
     *,
     limit: int,
     offset: int,
 ) -> tuple[list[Any], int]:
     """(rows newest first, total count) of invoices and payments matching ``f`` (UNION ALL)."""
-    # Each side is cut to offset+limit rows first so Postgres can stop its index scan early.
-    parts = [
-        part.order_by(part.selected_columns.created_at.desc()).limit(offset + limit) for part in _parts(f)
-    ]
-    union = union_all(*[part.subquery().select() for part in parts]).subquery("activity")
-    rows = (
-        await session.execute(
-            select(union).order_by(union.c.created_at.desc(), union.c.id.desc()).limit(limit).offset(offset)
-        )
-    ).all()
-    total = 0
-    for part in _parts(f):
-        total += await session.scalar(select(func.count()).select_from(part.subquery()))
-    return list(rows), int(total)
+    statement = _activity_sql(
+        f.direction,
+        f.user_id is not None,
+        f.state is not None,
+        f.created_from is not None,
+        f.created_to is not None,
+    )
+    params = {
+        "user_id": f.user_id,
+        "state": f.state,
+        "created_from": f.created_from,
+        "created_to": f.created_to,
+        "window": offset + limit,
+        "limit": limit,
+        "offset": offset,
+    }
+    used = {name: value for name, value in params.items() if f":{name}" in statement.text}
+    result = (await session.execute(statement, used)).all()
+    total = int(result[0].total) if result else 0
+    return [row for row in result if row.id is not None], total
 
 
 # ---- idempotency keys -------------------------------------------------------------------------
