@@ -96,6 +96,8 @@ async def create_invoice(ctx: dict[str, Any], invoice_id: str) -> dict[str, Any]
         from lightning_worker.settlement import settle_invoices
 
         await settle_invoices(context, [found], cursor_node=None)
+    elif changed:
+        return {"state": "open"}
     async with context.sessions() as session:
         state = await session.scalar(select(InvoiceRow.state).where(InvoiceRow.id == row.id))
     return {"state": state}

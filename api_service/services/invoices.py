@@ -168,15 +168,21 @@ async def submit_and_wait(
         if not await enqueue(deps.arq, function, row_id, job_id):
             return
         deadline = loop.time() + wait_s
+        state = await current_state() if not deps.hub.connected else "pending"
         while True:
-            state = await current_state()
             remaining = deadline - loop.time()
             if state is None or state in final_states or remaining <= 0:
                 return
             try:
-                await asyncio.wait_for(events.get(), min(remaining, _RECHECK_S))
+                event = await asyncio.wait_for(events.get(), min(remaining, _RECHECK_S))
             except TimeoutError:
-                pass
+                # No event within the interval: maybe lost (the hub reconnecting). Ask the row.
+                state = await current_state()
+                continue
+            # The worker publishes after its commit, so a final state in the event is already in
+            # Postgres; the caller reads the row itself for the answer.
+            announced = getattr(event, "state", None)
+            state = announced if announced in final_states else await current_state()
 
 
 # ---- invoices ---------------------------------------------------------------------------------
@@ -237,8 +243,8 @@ async def existing_key(
 
 
 async def _invoice_outcome(deps: WalletDeps, invoice_id: uuid.UUID) -> Outcome:
-    async with deps.sessions() as session:
-        invoice = await queries.get_invoice(session, invoice_id)
+    async with deps.reads.connect() as connection:
+        invoice = await queries.read_invoice(connection, invoice_id)
     if invoice is None:
         raise NotFound("Invoice not found")
     if invoice.state == "pending":

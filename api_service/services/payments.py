@@ -237,8 +237,8 @@ async def _replay_or_refuse(
 
 
 async def _payment_outcome(deps: WalletDeps, payment_id: uuid.UUID) -> Outcome:
-    async with deps.sessions() as session:
-        payment = await queries.get_payment(session, payment_id)
+    async with deps.reads.connect() as connection:
+        payment = await queries.read_payment(connection, payment_id)
     if payment is None:
         raise NotFound("Payment not found")
     if payment.state in PAYMENT_FINAL_STATES:

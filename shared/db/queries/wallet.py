@@ -56,6 +56,12 @@ async def get_invoice(session: AsyncSession, invoice_id: uuid.UUID) -> Invoice |
     return await session.scalar(select(Invoice).where(Invoice.id == invoice_id))
 
 
+async def read_invoice(connection: AsyncConnection, invoice_id: uuid.UUID) -> Any:
+    """The invoice row as a plain Row (same attribute names as the model), in one statement."""
+    table = Invoice.__table__
+    return (await connection.execute(select(table).where(table.c.id == invoice_id))).one_or_none()
+
+
 async def get_invoice_by_hash(session: AsyncSession, payment_hash: bytes) -> Invoice | None:
     return await session.scalar(select(Invoice).where(Invoice.payment_hash == payment_hash))
 
@@ -75,6 +81,12 @@ async def insert_payment(session: AsyncSession, **values: Any) -> Payment:
 
 async def get_payment(session: AsyncSession, payment_id: uuid.UUID) -> Payment | None:
     return await session.scalar(select(Payment).where(Payment.id == payment_id))
+
+
+async def read_payment(connection: AsyncConnection, payment_id: uuid.UUID) -> Any:
+    """The payment row as a plain Row (same attribute names as the model), in one statement."""
+    table = Payment.__table__
+    return (await connection.execute(select(table).where(table.c.id == payment_id))).one_or_none()
 
 
 async def get_payment_state(session: AsyncSession, payment_id: uuid.UUID) -> str | None:
