@@ -75,8 +75,9 @@ async def pay_internal(context: WorkerContext, row: Payment) -> dict[str, Any]:
                     preimage=derive_preimage(context.settings.preimage_key, locked.id),
                 )
             )
-            await ledger.release_hold(session, row.account_id, row.hold_msat)
             payee_account = await ledger.user_account_id(session, locked.user_id)
+            await ledger.lock_accounts(session, (row.account_id, payee_account))
+            await ledger.release_hold(session, row.account_id, row.hold_msat)
             await ledger.post_transaction(
                 session,
                 [ledger.Leg(row.account_id, -row.amount_msat), ledger.Leg(payee_account, row.amount_msat)],

@@ -46,6 +46,7 @@ async def record_success(context: WorkerContext, row: Payment, final: PaymentUpd
         )
         changed = result.scalar_one_or_none() is not None
         if changed:
+            await ledger.lock_accounts(session, (row.account_id, accounts.external, accounts.fees))
             await ledger.release_hold(session, row.account_id, row.hold_msat)
             await ledger.post_transaction(
                 session,

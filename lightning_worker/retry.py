@@ -27,6 +27,9 @@ MAX_DELAY_S = 30.0
 T = TypeVar("T")
 
 
+_RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock detected, serialization failure
+
+
 def backoff_s(job_try: int, *, base_s: float = BASE_DELAY_S, cap_s: float = MAX_DELAY_S) -> float:
     """Exponential delay with +-20% jitter (so many retried jobs do not wake together)."""
     delay = min(cap_s, base_s * (2 ** max(0, job_try - 1)))
@@ -40,6 +43,8 @@ def is_transient(exc: BaseException) -> bool:
         return True
     if isinstance(exc, (OperationalError, InterfaceError)):
         return True
+    if isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in _RETRYABLE_SQLSTATES:
+        return True  # the database rolled the transaction back; running it again is safe
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
     return isinstance(exc, (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError, OSError))

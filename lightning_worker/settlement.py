@@ -87,6 +87,18 @@ _SETTLE_SQL = text(
     """  # noqa: S608
 )
 
+# Same lock order as shared.ledger.lock_accounts (ascending id): see its docstring.
+_LOCK_ACCOUNTS_SQL = text(
+    """
+    SELECT a.id FROM accounts a
+     WHERE a.id = :external
+        OR a.user_id IN (SELECT i.user_id FROM invoices i
+                          WHERE i.payment_hash = ANY(CAST(:hashes AS bytea[])))
+     ORDER BY a.id
+       FOR UPDATE
+    """
+)
+
 _HOOK_FOR_INVOICE_SQL = text(
     f"""
     INSERT INTO webhook_deliveries (invoice_id, event, url, payload)
@@ -142,6 +154,10 @@ async def apply_settlements(
     hooks: list[int] = []
     if latest:
         batch = list(latest.values())
+        await session.execute(
+            _LOCK_ACCOUNTS_SQL,
+            {"hashes": [inv.payment_hash for inv in batch], "external": external_account_id},
+        )
         rows = (
             await session.execute(
                 _SETTLE_SQL,

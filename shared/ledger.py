@@ -12,7 +12,7 @@ Lightning network: value that entered or left through the node).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import insert, select, text, update
@@ -70,6 +70,20 @@ async def user_account_id(session: AsyncSession, user_id: uuid.UUID) -> int:
     return account_id
 
 
+async def lock_accounts(session: AsyncSession, account_ids: Iterable[int]) -> None:
+    """Lock the accounts a money transaction will touch, in ascending id order.
+
+    Every writer of balances takes its account locks through this first, so two transactions can
+    never wait on each other in opposite order (an internal payment A->B against B->A, or a
+    payment's success against a settlement batch that both touch the ``external`` account).
+    Postgres applies FOR UPDATE after ORDER BY, so the locks are taken in id order."""
+    ids = sorted(set(account_ids))
+    if ids:
+        await session.execute(
+            select(Account.id).where(Account.id.in_(ids)).order_by(Account.id).with_for_update()
+        )
+
+
 async def get_balance(session: AsyncSession, account_id: int) -> Balance:
     row = (
         await session.execute(select(Account.balance_msat, Account.held_msat).where(Account.id == account_id))
@@ -100,6 +114,7 @@ async def post_transaction(
     """Write one balanced transaction. Raises InsufficientBalance if a user account would overdraw."""
     if sum(leg.amount_msat for leg in legs) != 0:
         raise ValueError("ledger legs must sum to zero")
+    await lock_accounts(session, (leg.account_id for leg in legs))
     txn_id = uuid.uuid4()
     rows = [
         {

@@ -73,3 +73,46 @@ class InternalPaymentTests(WorkerCase):
         other_balance = await self.balance(other)
         self.assertEqual((other_balance.balance_msat, other_balance.held_msat), (1_000_000, 0))
         await self.assert_ledger_consistent()
+
+
+class OppositeDirectionTests(WorkerCase):
+    async def test_opposite_payments_and_settlements_at_once_never_deadlock(self) -> None:
+        """A->B, B->A and settlements crediting both, all at once: account locks are taken in id
+        order, so no transaction waits on another in the opposite order. Called below the job's
+        retry wrapper, so a deadlock would fail this test instead of being retried."""
+        import asyncio
+
+        from sqlalchemy import select
+
+        from lightning_worker.internal_payments import pay_internal
+        from lightning_worker.settlement import settle_invoices
+        from shared.db.models import Payment
+
+        a, b = await self.user(balance_sat=10_000), await self.user(balance_sat=10_000)
+        payments = []
+        for payer, payee in [(a, b), (b, a)] * 8:
+            invoice = await self.open_invoice(payee, 100)
+            payments.append(
+                await self.pending_payment(
+                    payer, invoice.payment_request, invoice.payment_hash, 100, internal_invoice_id=invoice.id
+                )
+            )
+        outside = [await self.open_invoice(user, 7) for user in (a, b) * 4]
+        async with self.sessions() as session:
+            rows = (await session.scalars(select(Payment).where(Payment.id.in_(payments)))).all()
+        settled = [self.fake.settle(inv.payment_hash) for inv in outside]
+        results = await asyncio.gather(
+            *(pay_internal(self.context, row) for row in rows),
+            *(settle_invoices(self.context, [inv], cursor_node=None) for inv in settled),
+            return_exceptions=True,
+        )
+        errors = [r for r in results if isinstance(r, BaseException)]
+        self.assertEqual(errors, [])
+        self.assertEqual(
+            await self.scalar("SELECT count(*) FROM payments WHERE state = 'succeeded'"), len(payments)
+        )
+        # Each paid 8 x 100 and received 8 x 100 inside, and 4 x 7 from outside.
+        for user in (a, b):
+            balance = await self.balance(user)
+            self.assertEqual((balance.balance_msat, balance.held_msat), (10_028_000, 0))
+        await self.assert_ledger_consistent()
