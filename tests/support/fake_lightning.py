@@ -134,6 +134,11 @@ class FakeLightning:
             self._broadcast(settled)
         return settled
 
+    @property
+    def subscriber_count(self) -> int:
+        """Open SubscribeInvoices streams registered at this node."""
+        return len(self._subscribers)
+
     def release(self, payment_hash: bytes, outcome: str = "succeed") -> None:
         payment = self.payments[payment_hash]
         self._resolve(payment, self.external[payment_hash], outcome)

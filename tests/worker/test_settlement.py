@@ -98,6 +98,9 @@ class SettlementTests(WorkerCase):
         task = asyncio.create_task(sub.follow())
         try:
             await wait_for(lambda: self._balance_is(user, 20_000), message="reconciled")
+            # Settle once the stream is registered at the node, so it is the stream (which moves the
+            # cursor) that delivers it; before that, the start-up re-check would credit it instead.
+            await wait_for(lambda: self._true(self.fake.subscriber_count == 1), message="stream registered")
             self.fake.settle(first.payment_hash)
             await wait_for(lambda: self._balance_is(user, 30_000), message="live")
         finally:
