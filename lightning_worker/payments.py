@@ -99,11 +99,31 @@ async def _resolve_external(context: WorkerContext, row: Payment) -> PaymentUpda
             return await _follow(context, row, stream, refusal_is_final=True)
         except (PaymentInFlight, PaymentAlreadySucceeded):
             continue  # LND already has it (a concurrent or earlier send): track it instead
+        except _Refused as refused:
+            return await _confirm_refusal(context, row, refused.reason)
     raise LightningUnavailable("payment state did not settle between track and send")
 
 
 class _Refused(Exception):
-    pass
+    """LND refused a send before its first update."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+async def _confirm_refusal(context: WorkerContext, row: Payment, reason: str) -> PaymentUpdate | None:
+    """A refusal releases the hold only once LND confirms it never started this payment.
+
+    LND validates a request before it initiates the payment, so a refusal normally means nothing
+    left; but the hold is money, so the word of the error text alone is not enough: ask
+    TrackPaymentV2, and follow the payment if LND does know it."""
+    try:
+        return await _follow(context, row, context.lightning.track_payment(row.payment_hash))
+    except LightningNotFound:
+        return PaymentUpdate(
+            row.payment_hash, PaymentStatus.FAILED, row.amount_msat, 0, None, reason[:500], 0
+        )
 
 
 async def _follow(
@@ -131,15 +151,7 @@ async def _follow(
         return None
     except LightningRequestError as exc:
         if refusal_is_final and received == 0:
-            return PaymentUpdate(
-                row.payment_hash,
-                PaymentStatus.FAILED,
-                row.amount_msat,
-                0,
-                None,
-                (exc.message or "refused by the node")[:500],
-                0,
-            )
+            raise _Refused(exc.message or "refused by the node") from exc
         raise LightningUnavailable(f"stream broke after {received} update(s): {exc.message}") from exc
     except (LightningNotFound, PaymentInFlight, PaymentAlreadySucceeded):
         if received:

@@ -3,7 +3,7 @@ from __future__ import annotations
 from arq import Retry
 
 from lightning_worker.payments import invoice_has_amount, pay_invoice
-from shared.errors import LightningUnavailable
+from shared.errors import LightningNotFound, LightningRequestError, LightningUnavailable
 from tests.worker.helpers import WorkerCase
 
 
@@ -63,6 +63,27 @@ class ExternalPaymentTests(WorkerCase):
         self.assertEqual(await pay_invoice(self.ctx(), str(payment_id)), {"state": "failed"})
         self.assertIn("network", (await self.payment(payment_id)).failure_reason)
         self.assertEqual((await self.balance(user)).held_msat, 0)
+
+    async def test_a_refusal_is_final_only_once_the_node_confirms_it_never_started(self) -> None:
+        user, payment_id, _ = await self._payment(1000, fee_msat=1000)
+        # The node has in fact paid this hash, yet the first track missed it and the send is
+        # refused with an error text: the hold must not be released on the text's word.
+        async for _ in self.fake.send_payment(
+            payment_request=(await self.payment(payment_id)).payment_request,
+            fee_limit_msat=10_000,
+            timeout_s=5,
+        ):
+            pass
+        self.fake.fail_next["track_payment"] = [
+            LightningNotFound("payment isn't initiated", grpc_code="NOT_FOUND")
+        ]
+        self.fake.fail_next["send_payment"] = [
+            LightningRequestError("unexpected refusal", grpc_code="UNKNOWN")
+        ]
+        self.assertEqual(await pay_invoice(self.ctx(), str(payment_id)), {"state": "succeeded"})
+        self.assertEqual((await self.balance(user)).balance_msat, 5_000_000 - 1_001_000)
+        self.assertEqual((await self.balance(user)).held_msat, 0)
+        await self.assert_ledger_consistent()
 
     async def test_unknown_outcome_retries_and_the_retry_tracks_without_sending_again(self) -> None:
         user, payment_id, payment_hash = await self._payment(1000, fee_msat=1000)
