@@ -208,8 +208,9 @@ class IdempotencyTest(WalletCase):
         responses = await asyncio.gather(
             *(self.client.post(URL, json={"amountSat": 7}, headers=headers) for _ in range(10))
         )
-        ids = {(await r.json())["data"]["id"] for r in responses}
-        self.assertEqual({r.status for r in responses}, {202})
+        bodies = [await r.json() for r in responses]
+        self.assertEqual({r.status for r in responses}, {202}, bodies)
+        ids = {body["data"]["id"] for body in bodies}
         self.assertEqual(len(ids), 1)
         self.assertEqual(await count_rows(self, Invoice), 1)
 
