@@ -64,26 +64,16 @@ async def requeue_stale_rows(ctx: dict[str, Any]) -> dict[str, Any]:
         )
     outcome: dict[str, int] = {"enqueued": 0, "revived": 0, "queued": 0}
     queue = context.settings.arq_queue_name
-    for invoice_id in invoices:
-        outcome[
-            await ensure_enqueued(
-                context.redis,
-                jobs.CREATE_INVOICE,
-                jobs.create_invoice_job_id(invoice_id),
-                str(invoice_id),
-                queue_name=queue,
+    stale = (
+        (jobs.CREATE_INVOICE, jobs.create_invoice_job_id, invoices),
+        (jobs.PAY_INVOICE, jobs.pay_invoice_job_id, payments),
+    )
+    for function, job_id, row_ids in stale:
+        for row_id in row_ids:
+            status = await ensure_enqueued(
+                context.redis, function, job_id(row_id), str(row_id), queue_name=queue
             )
-        ] += 1
-    for payment_id in payments:
-        outcome[
-            await ensure_enqueued(
-                context.redis,
-                jobs.PAY_INVOICE,
-                jobs.pay_invoice_job_id(payment_id),
-                str(payment_id),
-                queue_name=queue,
-            )
-        ] += 1
+            outcome[status] += 1
     if outcome["enqueued"] or outcome["revived"]:
         log.info("re-enqueued stale rows: %s", outcome)
     return outcome
