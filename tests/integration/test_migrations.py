@@ -22,7 +22,9 @@ TABLES = {
 
 class MigrationsTest(AsyncCase):
     async def asyncSetUp(self) -> None:
-        self.url = env.with_database(env.database_url(), "lightning_wallet_test_migrations")
+        # Derived from the test database, so two checkouts testing at once never share it.
+        test_url = env.database_url()
+        self.url = env.with_database(test_url, env.database_name(test_url) + "_migrations")
         await env.create_database_if_missing(self.url)
 
     async def tables(self) -> set[str]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -23,6 +22,8 @@ DEFAULT_TEST_DB = "postgresql+asyncpg://postgres@127.0.0.1:5432/lightning_wallet
 DEFAULT_TEST_REDIS = "redis://127.0.0.1:6379/15"
 _SECRETS = {"jwt_secret": secrets.token_urlsafe(48), "preimage_secret": secrets.token_urlsafe(48)}
 TEST_ADMIN_KEY = "test-admin-key-" + secrets.token_hex(8)
+# Per checkout, never a shared /tmp path: two checkouts may test at once.
+TEST_RUN_DIR = REPO_ROOT / ".run" / "test-run"
 _migrated: set[str] = set()
 
 TABLES = (
@@ -47,7 +48,7 @@ def make_settings(**overrides: object) -> Settings:
         "redis_url": redis_url(),
         "bcrypt_cost": 4,
         "admin_key": TEST_ADMIN_KEY,
-        "run_dir": Path(tempfile.gettempdir()) / "lw-test-run",
+        "run_dir": TEST_RUN_DIR,
         "rate_limit_login_per_ip": 10_000,
         "rate_limit_login_per_username": 10_000,
         "rate_limit_register_per_ip": 10_000,
@@ -61,6 +62,10 @@ def make_settings(**overrides: object) -> Settings:
 
 def asyncpg_dsn(url: str) -> str:
     return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+def database_name(url: str) -> str:
+    return urlsplit(url).path.lstrip("/")
 
 
 def with_database(url: str, name: str) -> str:
