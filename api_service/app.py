@@ -12,6 +12,7 @@ from api_service import routes
 from api_service.events_hub import events_hub_ctx
 from api_service.keys import ARQ, ENGINE, READS, SESSIONS, SETTINGS
 from api_service.middleware import error_middleware, request_id_middleware
+from shared import jobs
 from shared.config import Settings
 from shared.db.engine import create_engine, create_sessionmaker, read_engine
 
@@ -35,7 +36,9 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 
 async def _arq_pool(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    pool = await create_pool(redis_settings(settings), default_queue_name=settings.arq_queue_name)
+    pool = await create_pool(
+        redis_settings(settings), default_queue_name=settings.arq_queue_name, **jobs.SERIALIZERS
+    )
     app[ARQ] = pool
     yield
     await pool.aclose()

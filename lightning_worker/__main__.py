@@ -1,4 +1,5 @@
-"""``python -m lightning_worker``: run one worker (uvloop, JSON logs). Exit 2 on bad configuration."""
+"""``python -m lightning_worker``: run one worker (uvloop, JSON logs). Exit 2 on bad configuration,
+3 when the worker refused to run (connected to another LND node than the database's)."""
 
 from __future__ import annotations
 
@@ -18,13 +19,16 @@ def main() -> int:
     import uvloop
     from arq.worker import create_worker
 
-    from lightning_worker.worker import build_worker_settings
+    from lightning_worker.worker import FATAL_ERRORS, build_worker_settings
     from shared.logs import configure_logging
 
     configure_logging(settings.log_level)
     asyncio.set_event_loop(uvloop.new_event_loop())
     worker = create_worker(build_worker_settings(settings))
     worker.run()
+    if FATAL_ERRORS:
+        print(f"lightning_worker: {FATAL_ERRORS[0]}", file=sys.stderr)
+        return 3
     return 0
 
 

@@ -98,7 +98,12 @@ def default_lightning_factory(settings: Settings) -> LightningClient:
         else settings.lnd_macaroon_path
     )
     return GrpcLightningClient.from_paths(
-        settings.lnd_grpc_host, settings.lnd_tls_cert_path, macaroon, timeout_s=settings.lnd_timeout_s
+        settings.lnd_grpc_host,
+        settings.lnd_tls_cert_path,
+        macaroon,
+        timeout_s=settings.lnd_timeout_s,
+        keepalive_time_s=settings.lnd_keepalive_time_s,
+        keepalive_timeout_s=settings.lnd_keepalive_timeout_s,
     )
 
 

@@ -6,8 +6,12 @@
   left alone.
 - ``expire_invoices``: open invoices past expires_at become ``expired``.
 - ``enqueue_due_webhooks``: outbox rows whose next attempt is due.
-- ``reconcile``: before the first settlement is recorded, ask the node about open invoices (the
-  stream replays nothing for cursor 0); and check the ledger's invariants, logging any breach.
+- ``reconcile``: check the ledger against itself: all entries and all balances sum to zero, every
+  account's balance equals the sum of its entries, every account's held amount equals the holds of
+  its active payments. Each breach is logged and recorded as an anomaly (shared/anomalies.py).
+- ``purge_idempotency_keys``: keys older than ``IDEMPOTENCY_TTL_S`` are forgotten.
+
+(Open invoices are swept against the node by the settlement lease holder: subscription.py.)
 """
 
 from __future__ import annotations
@@ -20,8 +24,7 @@ from sqlalchemy import text
 from lightning_worker.context import get_context
 from lightning_worker.queue import ensure_enqueued
 from lightning_worker.retry import retry_transient
-from lightning_worker.subscription import reconcile_open_invoices
-from shared import jobs, ledger
+from shared import anomalies, jobs, ledger
 from shared.events import RowEvent
 
 log = logging.getLogger(__name__)
@@ -129,35 +132,82 @@ async def enqueue_due_webhooks(ctx: dict[str, Any]) -> dict[str, Any]:
     return {"due": len(ids), "enqueued": enqueued}
 
 
+_BALANCE_MISMATCH_SQL = text(
+    """
+    SELECT a.id, a.kind, a.balance_msat, coalesce(e.total, 0) AS entries
+      FROM accounts a
+      LEFT JOIN (SELECT account_id, sum(amount_msat) AS total FROM ledger_entries GROUP BY account_id) e
+        ON e.account_id = a.id
+     WHERE a.balance_msat <> coalesce(e.total, 0)
+    """
+)
+_HOLD_MISMATCH_SQL = text(
+    """
+    SELECT a.id, a.kind, a.held_msat, coalesce(sum(p.hold_msat), 0) AS active
+      FROM accounts a
+      LEFT JOIN payments p ON p.account_id = a.id AND p.state IN ('pending', 'in_flight')
+     GROUP BY a.id
+    HAVING a.held_msat <> coalesce(sum(p.hold_msat), 0)
+    """
+)
+
+
 @retry_transient
 async def reconcile(ctx: dict[str, Any]) -> dict[str, Any]:
     context = get_context(ctx)
-    async with context.sessions() as session:
-        has_cursor = await session.scalar(
-            text("SELECT EXISTS (SELECT 1 FROM settlement_cursor WHERE settle_index > 0)")
-        )
-    if not has_cursor:
-        await reconcile_open_invoices(context)
-    async with context.sessions() as session:
+    async with context.sessions() as session, session.begin():
         entries, balances = await ledger.ledger_totals(session)
-        bad_holds = (
-            await session.execute(
-                text(
-                    "SELECT a.id, a.held_msat, coalesce(sum(p.hold_msat), 0) AS active"
-                    "  FROM accounts a LEFT JOIN payments p"
-                    "    ON p.account_id = a.id AND p.state IN ('pending', 'in_flight')"
-                    " GROUP BY a.id HAVING a.held_msat <> coalesce(sum(p.hold_msat), 0)"
-                )
+        bad_balances = (await session.execute(_BALANCE_MISMATCH_SQL)).all()
+        bad_holds = (await session.execute(_HOLD_MISMATCH_SQL)).all()
+        ledger_ok = entries == 0 and balances == 0
+        if not ledger_ok:
+            await anomalies.record_anomaly(
+                session,
+                anomalies.LEDGER_UNBALANCED,
+                "ledger",
+                f"the ledger is out of balance: entries sum {entries}, balances sum {balances}",
+                details={"entriesSumMsat": entries, "balancesSumMsat": balances},
+                level=logging.ERROR,
             )
-        ).all()
-    if entries != 0 or balances != 0:
-        log.error("LEDGER OUT OF BALANCE: entries sum %d, balances sum %d", entries, balances)
-    for row in bad_holds:
-        log.error(
-            "HOLD MISMATCH on account %s: held %d, active payments hold %d", row.id, row.held_msat, row.active
-        )
+        for row in bad_balances:
+            await anomalies.record_anomaly(
+                session,
+                anomalies.BALANCE_MISMATCH,
+                f"account:{row.id}",
+                f"account {row.id} ({row.kind}) has balance {row.balance_msat}, "
+                f"its entries sum {row.entries}",
+                account_id=row.id,
+                details={"balanceMsat": int(row.balance_msat), "entriesMsat": int(row.entries)},
+                level=logging.ERROR,
+            )
+        for row in bad_holds:
+            await anomalies.record_anomaly(
+                session,
+                anomalies.HOLD_MISMATCH,
+                f"account:{row.id}",
+                f"account {row.id} ({row.kind}) holds {row.held_msat}, its active payments hold {row.active}",
+                account_id=row.id,
+                details={"heldMsat": int(row.held_msat), "activeHoldsMsat": int(row.active)},
+                level=logging.ERROR,
+            )
     return {
-        "ledger_ok": entries == 0 and balances == 0,
+        "ledger_ok": ledger_ok,
+        "balance_mismatches": len(bad_balances),
         "hold_mismatches": len(bad_holds),
-        "reconciled_open_invoices": not has_cursor,
     }
+
+
+@retry_transient
+async def purge_idempotency_keys(ctx: dict[str, Any]) -> dict[str, Any]:
+    """Forget Idempotency-Keys older than IDEMPOTENCY_TTL_S, a batch at a time."""
+    context = get_context(ctx)
+    async with context.sessions() as session, session.begin():
+        result = await session.execute(
+            text(
+                "DELETE FROM idempotency_keys WHERE (user_id, key) IN ("
+                " SELECT user_id, key FROM idempotency_keys"
+                "  WHERE created_at < now() - make_interval(secs => :ttl_s) LIMIT :limit)"
+            ),
+            {"ttl_s": context.settings.idempotency_ttl_s, "limit": BATCH_LIMIT * 10},
+        )
+    return {"purged": result.rowcount}

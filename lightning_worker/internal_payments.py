@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 
 from lightning_worker.context import WorkerContext
 from lightning_worker.invoices import derive_preimage
-from lightning_worker.payment_records import ACTIVE_STATES, fail_in_session, record_failure
+from lightning_worker.payment_records import ACTIVE_STATES, Sessions, fail_in_session, record_failure
 from lightning_worker.settlement import add_settled_webhook, settle_invoices
 from lightning_worker.webhooks import enqueue_deliveries
 from shared import ledger
@@ -29,21 +29,25 @@ from shared.lightning.types import InvoiceState
 log = logging.getLogger(__name__)
 
 
-async def pay_internal(context: WorkerContext, row: Payment) -> dict[str, Any]:
-    async with context.sessions() as session:
+async def pay_internal(
+    context: WorkerContext, row: Payment, *, sessions: Sessions | None = None
+) -> dict[str, Any]:
+    """``sessions``: the payment lock's (payment_lock.py), so every write happens under the lock."""
+    sessions = sessions or context.sessions
+    async with sessions() as session:
         invoice = await session.scalar(select(Invoice).where(Invoice.id == row.internal_invoice_id))
     if invoice is None or invoice.payment_hash is None:
-        return await record_failure(context, row, "invoice not found")
+        return await record_failure(context, row, "invoice not found", sessions=sessions)
     if invoice.state != "open":
-        return await record_failure(context, row, _not_open_reason(invoice.state))
+        return await record_failure(context, row, _not_open_reason(invoice.state), sessions=sessions)
 
     if not await _cancel_at_node(context, invoice):
-        return await record_failure(context, row, "invoice already paid")
+        return await record_failure(context, row, "invoice already paid", sessions=sessions)
 
     now = datetime.now(UTC)
     events: list[RowEvent] = []
     hook_id: int | None = None
-    async with context.sessions() as session, session.begin():
+    async with sessions() as session, session.begin():
         locked = await session.scalar(select(Invoice).where(Invoice.id == invoice.id).with_for_update())
         payment = await session.scalar(
             select(Payment).where(Payment.id == row.id, Payment.state.in_(ACTIVE_STATES)).with_for_update()
@@ -75,7 +79,7 @@ async def pay_internal(context: WorkerContext, row: Payment) -> dict[str, Any]:
                     preimage=derive_preimage(context.settings.preimage_key, locked.id),
                 )
             )
-            payee_account = await ledger.user_account_id(session, locked.user_id)
+            payee_account = locked.account_id  # the payee's own account, or the treasury's
             await ledger.lock_accounts(session, (row.account_id, payee_account))
             await ledger.release_hold(session, row.account_id, row.hold_msat)
             await ledger.post_transaction(
@@ -93,7 +97,7 @@ async def pay_internal(context: WorkerContext, row: Payment) -> dict[str, Any]:
     await context.publish(events)
     if hook_id is not None:
         await enqueue_deliveries(context, [hook_id])
-    async with context.sessions() as session:
+    async with sessions() as session:
         return {"state": await session.scalar(select(Payment.state).where(Payment.id == row.id))}
 
 

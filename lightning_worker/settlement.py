@@ -3,9 +3,11 @@
 For a batch of SETTLED invoices from LND, one statement (a) moves each matching invoice row to
 ``settled`` with a conditional UPDATE (so a duplicate event, a replay after a restart or a second
 lease holder changes nothing), (b) writes the two ledger legs of every invoice it actually moved
-(external -paid, user +paid, kind ``invoice_settled``), (c) adds a webhook outbox row where the
-invoice asked for one. In the same transaction the node's settle_index cursor moves forward
-(GREATEST, never back). Events are published and webhooks enqueued only after the commit.
+(external -paid, +paid to the invoice's account: its user's, or the treasury's for a treasury
+invoice; kind ``invoice_settled``), (c) adds a webhook outbox row where the invoice asked for one. In
+the same transaction the node's settle_index cursor moves forward (GREATEST, never back), and every
+settlement that no row could take (an unknown hash, a row ``failed`` or ``canceled``) is recorded as an
+anomaly rather than skipped. Events are published and webhooks enqueued only after the commit.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from lightning_worker.context import WorkerContext
 from lightning_worker.webhooks import enqueue_deliveries
+from shared import anomalies
 from shared.events import RowEvent
 from shared.lightning.types import Invoice, InvoiceState
 
@@ -54,8 +57,8 @@ _SETTLE_SQL = text(
                updated_at = now()
           FROM batch b
          WHERE i.payment_hash = b.payment_hash AND i.state IN ('open', 'expired', 'pending')
-     RETURNING i.id, i.user_id, i.amount_msat, i.amount_paid_msat, i.payment_hash, i.webhook_url,
-               i.settled_at, i.memo
+     RETURNING i.id, i.user_id, i.account_id, i.amount_msat, i.amount_paid_msat, i.payment_hash,
+               i.webhook_url, i.settled_at, i.memo
     ),
     txns AS MATERIALIZED (
         SELECT s.*, gen_random_uuid() AS txn_id FROM settled s
@@ -64,8 +67,7 @@ _SETTLE_SQL = text(
         INSERT INTO ledger_entries (txn_id, account_id, amount_msat, kind, invoice_id)
         SELECT t.txn_id, x.account_id, x.amount_msat, 'invoice_settled', t.id
           FROM txns t
-          JOIN accounts a ON a.user_id = t.user_id AND a.kind = 'user'
-         CROSS JOIN LATERAL (VALUES (a.id, t.amount_paid_msat),
+         CROSS JOIN LATERAL (VALUES (t.account_id, t.amount_paid_msat),
                                     (CAST(:external AS bigint), -t.amount_paid_msat))
                AS x(account_id, amount_msat)
         RETURNING 1
@@ -92,8 +94,8 @@ _LOCK_ACCOUNTS_SQL = text(
     """
     SELECT a.id FROM accounts a
      WHERE a.id = :external
-        OR a.user_id IN (SELECT i.user_id FROM invoices i
-                          WHERE i.payment_hash = ANY(CAST(:hashes AS bytea[])))
+        OR a.id IN (SELECT i.account_id FROM invoices i
+                     WHERE i.payment_hash = ANY(CAST(:hashes AS bytea[])))
      ORDER BY a.id
        FOR UPDATE
     """
@@ -179,11 +181,57 @@ async def apply_settlements(
                 legs = int(row.legs)
             else:
                 hooks.append(int(row.hook_id))
-        if legs != 2 * len(credited):  # a user without an account: refuse rather than lose money
+        if legs != 2 * len(credited):  # cannot happen (account_id is a NOT NULL foreign key)
             raise RuntimeError(f"settlement wrote {legs} ledger legs for {len(credited)} invoices")
+        if len(credited) < len(batch):
+            await _record_uncreditable(session, batch)
     if cursor_node is not None and max_index > 0:
         await session.execute(_CURSOR_SQL, {"node": cursor_node, "settle_index": max_index})
     return BatchResult(credited, hooks, max_index)
+
+
+_STATES_SQL = text(
+    "SELECT payment_hash, id, state FROM invoices WHERE payment_hash = ANY(CAST(:hashes AS bytea[]))"
+)
+
+
+async def _record_uncreditable(session: AsyncSession, batch: Sequence[Invoice]) -> None:
+    """Settlements the conditional UPDATE did not credit: a replay of one already credited is fine;
+    one for a hash we have no row for, or for a row failed or canceled, is money at the node that no
+    user was credited for: an anomaly, recorded in the same transaction."""
+    rows = (await session.execute(_STATES_SQL, {"hashes": [inv.payment_hash for inv in batch]})).all()
+    known = {bytes(row.payment_hash): row for row in rows}
+    for invoice in batch:
+        row = known.get(invoice.payment_hash)
+        if row is not None and row.state == "settled":
+            continue
+        details = {
+            "paymentHash": invoice.payment_hash.hex(),
+            "amountPaidMsat": invoice.amt_paid_msat or invoice.value_msat,
+            "settleIndex": invoice.settle_index,
+            "rowState": row.state if row is not None else None,
+        }
+        if row is None:
+            await anomalies.record_anomaly(
+                session,
+                anomalies.SETTLEMENT_UNKNOWN_INVOICE,
+                invoice.payment_hash.hex(),
+                f"the node settled invoice {invoice.payment_hash.hex()} that has no row here",
+                payment_hash=invoice.payment_hash,
+                details=details,
+                level=logging.ERROR,  # surplus at the node, not a loss: an operator should look
+            )
+        else:
+            await anomalies.record_anomaly(
+                session,
+                anomalies.SETTLEMENT_NOT_CREDITABLE,
+                str(row.id),
+                f"the node settled invoice {row.id}, whose row is {row.state}: nobody was credited",
+                invoice_id=row.id,
+                payment_hash=invoice.payment_hash,
+                details=details,
+                level=logging.ERROR,
+            )
 
 
 async def add_settled_webhook(session: AsyncSession, invoice_id: uuid.UUID) -> int | None:

@@ -9,6 +9,13 @@ network) reconnects with backoff from the stored cursor.
 Batching: a reader task drains the stream into a queue; the writer takes whatever is already
 there (up to ``batch_max``) per transaction, so under load batches grow by themselves while a
 lone settlement is written at once, without waiting for company.
+
+A stream can go silent without failing (a half-open connection: the node or a NAT forgot it). gRPC
+keepalive pings on the channel (shared/lightning/grpc_channel.py) detect a dead transport; on top, an
+idle watchdog probes the node (GetInfo, with a deadline) whenever the stream has said nothing for
+``SETTLEMENT_IDLE_PROBE_S`` and reconnects if the probe fails. And whatever the stream does, the lease
+holder sweeps every ``SETTLEMENT_SWEEP_S``: LookupInvoice of every open and recently expired invoice,
+crediting those the node says are settled, so a silent stream delays a credit by minutes at most.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from sqlalchemy import text
 from lightning_worker.context import WorkerContext
 from lightning_worker.lease import RedisLease
 from lightning_worker.settlement import load_cursor, settle_invoices
-from shared.errors import LightningNotFound
+from shared.errors import LightningNotFound, LightningUnavailable
 from shared.lightning.types import Invoice, InvoiceState
 
 log = logging.getLogger(__name__)
@@ -40,6 +47,8 @@ class SubscriptionStats:
     settled_events: int = 0
     credited: int = 0
     connects: int = 0
+    idle_probes: int = 0
+    sweeps: int = 0
 
 
 async def reconcile_open_invoices(context: WorkerContext) -> int:
@@ -86,6 +95,8 @@ class SettlementSubscription:
         self.batch_max = batch_max
         self.stats = SubscriptionStats()
         self.holding = asyncio.Event()
+        self.idle_probe_s = context.settings.settlement_idle_probe_s
+        self.sweep_s = context.settings.settlement_sweep_s
         self._node: str | None = None
 
     async def run_forever(self) -> None:
@@ -110,11 +121,13 @@ class SettlementSubscription:
     async def _hold(self) -> None:
         self.holding.set()
         follower = asyncio.create_task(self.follow(), name="settlement-follow")
+        sweeper = asyncio.create_task(self.sweep_forever(), name="settlement-sweep")
         try:
             while True:
-                done, _ = await asyncio.wait({follower}, timeout=self.lease.renew_interval_s)
+                done, _ = await asyncio.wait({follower, sweeper}, timeout=self.lease.renew_interval_s)
                 if done:
-                    log.error("settlement follower stopped: %r", follower.exception())
+                    task = done.pop()
+                    log.error("settlement %s stopped: %r", task.get_name(), task.exception())
                     return
                 try:
                     renewed = await self.lease.renew()
@@ -124,9 +137,22 @@ class SettlementSubscription:
                     log.warning("settlement lease lost; stopping the subscription")
                     return
         finally:
-            follower.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await follower
+            for task in (follower, sweeper):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    async def sweep_forever(self) -> None:
+        """Every ``sweep_s``, credit what the node says is settled, whatever the stream says."""
+        while True:
+            await asyncio.sleep(self.sweep_s)
+            try:
+                await reconcile_open_invoices(self.context)
+                self.stats.sweeps += 1
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a failed pass is retried at the next interval
+                log.warning("settlement sweep failed", exc_info=True)
 
     async def follow(self) -> None:
         """Subscribe from the stored cursor; on any failure reconnect with backoff."""
@@ -165,7 +191,7 @@ class SettlementSubscription:
         recheck = asyncio.create_task(self._reconcile_while_no_cursor(node)) if cursor == 0 else None
         try:
             while True:
-                item = await queue.get()
+                item = await self._next(queue)
                 batch: list[Invoice] = []
                 while True:
                     if item is _END:
@@ -188,6 +214,19 @@ class SettlementSubscription:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await task
+
+    async def _next(self, queue: asyncio.Queue[object]) -> object:
+        """The next stream item; while the stream is silent, check every ``idle_probe_s`` that the
+        node still answers on this channel (a half-open connection would otherwise hang here)."""
+        while True:
+            try:
+                return await asyncio.wait_for(queue.get(), self.idle_probe_s)
+            except TimeoutError:
+                self.stats.idle_probes += 1
+                try:
+                    await self.context.lightning.get_info()
+                except Exception as exc:
+                    raise LightningUnavailable(f"idle stream and the node does not answer: {exc}") from exc
 
     async def _reconcile_while_no_cursor(self, node: str) -> None:
         """Close the start-up gap of a node we have never seen settle anything.

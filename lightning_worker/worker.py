@@ -7,13 +7,17 @@ first access, never at import time.
 
 on_startup builds one typed :class:`WorkerContext` (engine and session pool, Lightning client with
 its reused gRPC channel, arq's Redis) under ``ctx["lw"]`` and starts the settlement subscription
-as a background task; on_shutdown stops it and closes everything.
+as a background task; on_shutdown stops it and closes everything. Jobs and results are JSON
+(shared.jobs.SERIALIZERS). Before the node is used at all, its identity is checked against the
+database (node_identity.py); another node stops the worker (exit status 3, both pubkeys named).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 from typing import Any
 
 from arq import cron
@@ -32,6 +36,7 @@ from lightning_worker.context import (
 from lightning_worker.invoices import create_invoice
 from lightning_worker.lightning import DeferredLightningClient
 from lightning_worker.node import node_info
+from lightning_worker.node_identity import NodeIdentityMismatch, verify_node_identity
 from lightning_worker.payments import pay_invoice
 from lightning_worker.subscription import SettlementSubscription
 from lightning_worker.webhooks import MAX_ATTEMPTS as WEBHOOK_MAX_ATTEMPTS
@@ -48,6 +53,16 @@ DEFAULT_MAX_TRIES = 25
 PAY_MAX_TRIES = 2000
 CRON_EVERY_5_S = set(range(0, 60, 5))
 CRON_EVERY_2_S = set(range(0, 60, 2))
+# Set when the worker must not run (another node); lightning_worker.__main__ exits non-zero with it.
+FATAL_ERRORS: list[str] = []
+
+
+def stop_worker(message: str) -> None:
+    """Refuse to go on: log the reason, remember it for the exit status, and stop the worker."""
+    if not FATAL_ERRORS:
+        log.critical(message)
+        FATAL_ERRORS.append(message)
+        os.kill(os.getpid(), signal.SIGTERM)  # arq's own graceful shutdown
 
 
 def job_timeout_s(settings: Settings) -> float:
@@ -68,7 +83,19 @@ def build_worker_settings(
     timeout_s = job_timeout_s(settings)
 
     async def on_startup(ctx: dict[str, Any]) -> None:
-        lightning = DeferredLightningClient(lambda: factory(settings))
+        context: Any = None
+
+        async def verify(client: Any) -> None:
+            info = await client.get_info()
+            try:
+                await verify_node_identity(
+                    context.sessions, info, allow_change=settings.lnd_allow_node_change
+                )
+            except NodeIdentityMismatch as exc:
+                stop_worker(str(exc))
+                raise
+
+        lightning = DeferredLightningClient(lambda: factory(settings), verify=verify)
         context = create_context(settings, ctx["redis"], lightning)
         ctx[CTX_KEY] = context
         if run_subscription:
@@ -104,6 +131,7 @@ def build_worker_settings(
             cron(crons.expire_invoices, second=CRON_EVERY_5_S, run_at_startup=True, **cron_opts),
             cron(crons.enqueue_due_webhooks, second=CRON_EVERY_2_S, **cron_opts),
             cron(crons.reconcile, second={30}, run_at_startup=True, **cron_opts),
+            cron(crons.purge_idempotency_keys, minute={7, 37}, second={45}, **cron_opts),
         ],
         "on_startup": on_startup,
         "on_shutdown": on_shutdown,
@@ -117,6 +145,7 @@ def build_worker_settings(
         "health_check_interval": HEALTH_CHECK_INTERVAL_S,
         "retry_jobs": True,
         "allow_abort_jobs": False,
+        **jobs.SERIALIZERS,
     }
     return type("WorkerSettings", (), attrs)
 
@@ -129,6 +158,8 @@ async def _log_node(context: Any) -> None:
             "LND reachable",
             extra={"alias": info.alias, "network": info.network, "pubkey": info.identity_pubkey},
         )
+    except NodeIdentityMismatch:
+        pass  # stop_worker has said why and is stopping the worker
     except Exception as exc:
         log.warning("LND not reachable yet (%s: %s); jobs will retry", type(exc).__name__, exc)
 

@@ -21,6 +21,13 @@ _SERVER_OPTIONS = (
     ("grpc.max_receive_message_length", 50 * 1024 * 1024),
     ("grpc.max_send_message_length", 50 * 1024 * 1024),
     ("grpc.so_reuseport", 0),
+    # LND's keepalive settings: the server pings an idle client every minute (20 s to answer) and
+    # accepts client pings as often as every 5 s, with or without a call open.
+    ("grpc.keepalive_time_ms", 60_000),
+    ("grpc.keepalive_timeout_ms", 20_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_recv_ping_interval_without_data_ms", 5_000),
+    ("grpc.http2.max_ping_strikes", 2),
 )
 
 

@@ -60,6 +60,13 @@ class Settings(BaseSettings):
     lnd_macaroon_hex: SecretStr | None = None
     lnd_network: Literal["regtest", "testnet", "signet", "simnet", "mainnet"] = "regtest"
     lnd_timeout_s: float = Field(10.0, gt=0, le=300)
+    lnd_allow_node_change: bool = False  # record a new LND node instead of refusing to run
+    # gRPC keepalive on the LND channel: a ping every keepalive_time_s on an idle transport, dead when
+    # not answered within keepalive_timeout_s. LND refuses pings more often than every 5 s.
+    lnd_keepalive_time_s: float = Field(30.0, ge=5, le=3600)
+    lnd_keepalive_timeout_s: float = Field(10.0, ge=1, le=600)
+    settlement_idle_probe_s: float = Field(60.0, ge=1, le=3600, description="probe the node after this idle")
+    settlement_sweep_s: float = Field(60.0, ge=1, le=3600, description="LookupInvoice sweep interval")
 
     invoice_wait_s: float = Field(5.0, ge=0, le=60)
     payment_wait_s: float = Field(10.0, ge=0, le=120)
@@ -69,6 +76,7 @@ class Settings(BaseSettings):
     max_invoice_sat: int = Field(10_000_000, ge=1, le=2_100_000_000_000_000)
     max_payment_sat: int = Field(10_000_000, ge=1, le=2_100_000_000_000_000)
 
+    idempotency_ttl_s: int = Field(24 * 3600, ge=60, le=365 * 24 * 3600, description="keys kept this long")
     stale_row_after_s: int = Field(30, ge=1, le=3600, description="re-enqueue pending rows older than this")
     job_result_retention_s: int = Field(24 * 3600, ge=60, le=30 * 24 * 3600)
     worker_max_jobs: int = Field(50, ge=1, le=1000)

@@ -4,9 +4,12 @@ All functions take an open ``AsyncSession`` inside a transaction and never commi
 groups a state change (invoice settled, payment final) and its ledger legs in one transaction.
 The database enforces the invariants (see shared/db/models.py); these helpers only express them.
 
-Accounts: one per user, plus the system accounts ``treasury`` (the node's own liquidity, owned by
-the operator), ``fees`` (routing fees paid to the network) and ``external`` (the rest of the
-Lightning network: value that entered or left through the node).
+Accounts: one per user, plus the system accounts ``treasury`` (the operator's own money on the node),
+``fees`` (routing fees paid to the network), ``external`` (the rest of the Lightning network: value
+that entered or left through the node) and ``equity`` (the operator's side of treasury deposits: funds
+of its own it records as already on the node). User accounts and the treasury are guarded: their
+available balance (balance - held) never goes below zero, enforced by a CHECK in the database, so
+nobody, admins included, can create balance that no sats back.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from sqlalchemy import insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from shared.db.models import Account, LedgerEntry
+from shared.db.models import GUARDED_ACCOUNT_KINDS, Account, LedgerEntry
 from shared.errors import InsufficientBalance
 
 MSAT_PER_SAT = 1000
@@ -110,12 +113,14 @@ async def post_transaction(
     kind: str,
     invoice_id: uuid.UUID | None = None,
     payment_id: uuid.UUID | None = None,
+    adjustment_id: uuid.UUID | None = None,
+    txn_id: uuid.UUID | None = None,
 ) -> uuid.UUID:
-    """Write one balanced transaction. Raises InsufficientBalance if a user account would overdraw."""
+    """Write one balanced transaction. Raises InsufficientBalance if a guarded account would overdraw."""
     if sum(leg.amount_msat for leg in legs) != 0:
         raise ValueError("ledger legs must sum to zero")
     await lock_accounts(session, (leg.account_id for leg in legs))
-    txn_id = uuid.uuid4()
+    txn_id = txn_id or uuid.uuid4()
     rows = [
         {
             "txn_id": txn_id,
@@ -124,6 +129,7 @@ async def post_transaction(
             "kind": kind,
             "invoice_id": invoice_id,
             "payment_id": payment_id,
+            "adjustment_id": adjustment_id,
         }
         for leg in legs
         if leg.amount_msat != 0
@@ -138,20 +144,22 @@ async def post_transaction(
     return txn_id
 
 
-async def place_hold(session: AsyncSession, account_id: int, amount_msat: int, *, guard: bool = True) -> None:
+async def place_hold(session: AsyncSession, account_id: int, amount_msat: int) -> None:
     """Reserve ``amount_msat`` of the account's available balance for a payment in progress.
 
-    For user accounts the guarded UPDATE and the CHECK constraint both refuse an overdraft; the
-    row lock it takes serialises concurrent holds on one account."""
+    For guarded accounts (users, the treasury) the guarded UPDATE and the CHECK constraint both
+    refuse an overdraft; the row lock it takes serialises concurrent holds on one account."""
     if amount_msat <= 0:
         raise ValueError("a hold must be positive")
     statement = (
-        update(Account).where(Account.id == account_id).values(held_msat=Account.held_msat + amount_msat)
-    )
-    if guard:
-        statement = statement.where(
-            (Account.kind != "user") | (Account.balance_msat - Account.held_msat >= amount_msat)
+        update(Account)
+        .where(Account.id == account_id)
+        .where(
+            Account.kind.not_in(GUARDED_ACCOUNT_KINDS)
+            | (Account.balance_msat - Account.held_msat >= amount_msat)
         )
+        .values(held_msat=Account.held_msat + amount_msat)
+    )
     result = await session.execute(statement.returning(Account.id))
     if result.scalar_one_or_none() is None:
         raise InsufficientBalance()

@@ -76,6 +76,7 @@ class CreateInvoiceBody(ApiModel):
     memo: Memo = ""
     expiry_seconds: StrictInt = Field(EXPIRY_DEFAULT_S, ge=EXPIRY_MIN_S, le=EXPIRY_MAX_S)
     webhook_url: WebhookUrl | None = None
+    for_treasury: StrictBool = Field(False, description="admin only: the settlement credits the treasury")
 
 
 class CreatePaymentBody(ApiModel):
@@ -143,6 +144,7 @@ class InvoiceOut(ActivityItemOut):
     amount_paid_msat: int | None = None
     failure_reason: str | None = None
     webhook_url: str | None = None
+    for_treasury: bool = False
 
 
 class PaymentOut(OutModel):

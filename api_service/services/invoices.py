@@ -103,6 +103,7 @@ def invoice_out(invoice: Invoice) -> dict[str, Any]:
             amount_paid_msat=invoice.amount_paid_msat,
             failure_reason=invoice.failure_reason,
             webhook_url=invoice.webhook_url,
+            for_treasury=invoice.for_treasury,
         )
     )
 
@@ -194,6 +195,8 @@ async def create_invoice(
     body: CreateInvoiceBody,
     idem: idempotency.IdempotencyRequest | None,
 ) -> Outcome:
+    if body.for_treasury and not user.is_admin:
+        raise Forbidden("Only administrators may create invoices for the treasury")
     if body.amount_sat > deps.settings.max_invoice_sat:
         raise ValidationError(
             f"amountSat must be at most {deps.settings.max_invoice_sat}",
@@ -214,6 +217,7 @@ async def create_invoice(
                 memo=body.memo,
                 expiry_s=body.expiry_seconds,
                 webhook_url=body.webhook_url,
+                for_treasury=body.for_treasury,
             )
     except KeyTaken:
         return await _replay_invoice(deps, await existing_key(deps, user, idem))

@@ -181,9 +181,9 @@ async def create_payment(
             else:
                 account_id = await ledger.user_account_id(session, user.id)
             hold_msat = amount_msat + fee_limit_msat
-            # Guarded UPDATE + CHECK: the account's available balance can never go below zero. The
-            # treasury is the node's own liquidity and is not guarded (contract).
-            await ledger.place_hold(session, account_id, hold_msat, guard=not body.from_treasury)
+            # Guarded UPDATE + CHECK: the available balance of the user's account, or of the
+            # treasury, can never go below zero (422 INSUFFICIENT_BALANCE).
+            await ledger.place_hold(session, account_id, hold_msat)
             await queries.insert_payment(
                 session,
                 id=payment_id,

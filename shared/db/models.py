@@ -1,11 +1,13 @@
 """SQLAlchemy 2 models: the schema both services share.
 
-Money invariants live in the database, not only in Python (see migrations/versions/0001_initial.py):
+Money invariants live in the database, not only in Python (see migrations/versions/0001 and 0002):
 - every ledger transaction balances to zero (a deferred constraint trigger);
 - ledger entries are append-only (a trigger refuses UPDATE and DELETE);
-- an account's balance is maintained from its entries by a trigger, and a user account's
-  available balance (balance - held) can never go below zero (a CHECK constraint);
-- at most one outgoing payment per payment hash that has not failed (a partial unique index).
+- an account's balance is maintained from its entries by a trigger, and the available balance
+  (balance - held) of a user account or of the treasury can never go below zero (a CHECK constraint);
+- at most one outgoing payment per payment hash that has not failed (a partial unique index);
+- an invoice is credited at most once and a payment debited at most once (partial unique indexes on
+  ledger_entries by entry kind), whatever the application code does.
 """
 
 from __future__ import annotations
@@ -32,7 +34,9 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 USER_ROLES = ("user", "admin")
-ACCOUNT_KINDS = ("user", "treasury", "fees", "external")
+ACCOUNT_KINDS = ("user", "treasury", "fees", "external", "equity")
+GUARDED_ACCOUNT_KINDS = ("user", "treasury")  # available balance >= 0, enforced by a CHECK
+ADJUSTMENT_KINDS = ("credit", "debit", "deposit")
 INVOICE_STATES = ("pending", "open", "settled", "expired", "canceled", "failed")
 PAYMENT_STATES = ("pending", "in_flight", "succeeded", "failed")
 WEBHOOK_STATES = ("pending", "delivered", "failed")
@@ -98,7 +102,8 @@ class Account(Base):
         CheckConstraint("(kind = 'user') = (user_id IS NOT NULL)", name="accounts_user_iff_user_kind"),
         CheckConstraint("held_msat >= 0", name="accounts_held_non_negative"),
         CheckConstraint(
-            "kind <> 'user' OR balance_msat - held_msat >= 0", name="accounts_available_non_negative"
+            f"NOT ({_in('kind', GUARDED_ACCOUNT_KINDS)}) OR balance_msat - held_msat >= 0",
+            name="accounts_available_non_negative",
         ),
         Index("accounts_system_kind_key", "kind", unique=True, postgresql_where=text("kind <> 'user'")),
     )
@@ -111,6 +116,12 @@ class Account(Base):
     created_at: Mapped[datetime] = _created_at()
 
 
+# Entry kinds that credit an invoice's account and debit a payment's account: the backstop indexes
+# below allow one such leg per invoice and per payment.
+INVOICE_CREDIT_KINDS = ("invoice_settled", "internal_payment")
+PAYMENT_DEBIT_KINDS = ("payment", "internal_payment")
+
+
 class LedgerEntry(Base):
     """One leg of a balanced ledger transaction (all legs with one txn_id sum to zero)."""
 
@@ -121,6 +132,27 @@ class LedgerEntry(Base):
         Index("ledger_entries_account_idx", "account_id", "id"),
         Index("ledger_entries_invoice_idx", "invoice_id", postgresql_where=text("invoice_id IS NOT NULL")),
         Index("ledger_entries_payment_idx", "payment_id", postgresql_where=text("payment_id IS NOT NULL")),
+        Index(
+            "ledger_entries_adjustment_idx",
+            "adjustment_id",
+            postgresql_where=text("adjustment_id IS NOT NULL"),
+        ),
+        Index(
+            "ledger_entries_invoice_credited_once",
+            "invoice_id",
+            unique=True,
+            postgresql_where=text(
+                f"invoice_id IS NOT NULL AND amount_msat > 0 AND {_in('kind', INVOICE_CREDIT_KINDS)}"
+            ),
+        ),
+        Index(
+            "ledger_entries_payment_debited_once",
+            "payment_id",
+            unique=True,
+            postgresql_where=text(
+                f"payment_id IS NOT NULL AND amount_msat < 0 AND {_in('kind', PAYMENT_DEBIT_KINDS)}"
+            ),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -130,7 +162,72 @@ class LedgerEntry(Base):
     kind: Mapped[str] = mapped_column(Text, nullable=False)
     invoice_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("invoices.id"))
     payment_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("payments.id"))
+    adjustment_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("adjustments.id"))
     created_at: Mapped[datetime] = _created_at()
+
+
+class Adjustment(Base):
+    """An operator's movement of value, audited: a treasury ``deposit`` (equity -> treasury: the
+    operator's own funds already on the node), or a ``credit`` (treasury -> user) / ``debit``
+    (user -> treasury) of a user's balance. Always with a reason; its ledger legs carry its id."""
+
+    __tablename__ = "adjustments"
+    __table_args__ = (
+        CheckConstraint(_in("kind", ADJUSTMENT_KINDS), name="adjustments_kind_valid"),
+        CheckConstraint("amount_msat > 0", name="adjustments_amount_positive"),
+        CheckConstraint("(kind = 'deposit') = (user_id IS NULL)", name="adjustments_user_iff_not_deposit"),
+        CheckConstraint("length(reason) BETWEEN 1 AND 500", name="adjustments_reason_length"),
+        Index("adjustments_created_idx", "created_at"),
+        Index("adjustments_user_created_idx", "user_id", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    kind: Mapped[str] = mapped_column(Text, nullable=False)
+    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    amount_msat: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    reason: Mapped[str] = mapped_column(Text, nullable=False)
+    created_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))  # None: the system
+    txn_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    created_at: Mapped[datetime] = _created_at()
+
+
+class Anomaly(Base):
+    """Something the money core did not expect and will not silently drop: a success reported for a
+    failed payment, a settlement no invoice row can take, a balance that disagrees with its entries.
+
+    ``fingerprint`` identifies the thing observed (kind + subject), so the same observation seen again
+    (a replayed stream, the next reconcile pass) counts ``occurrences`` instead of adding rows."""
+
+    __tablename__ = "anomalies"
+    __table_args__ = (
+        Index("anomalies_created_idx", "first_seen_at"),
+        Index("anomalies_open_idx", "last_seen_at", postgresql_where=text("resolved_at IS NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(Text, nullable=False)
+    fingerprint: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
+    payment_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("payments.id"))
+    invoice_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("invoices.id"))
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    payment_hash: Mapped[bytes | None] = mapped_column(LargeBinary)
+    details: Mapped[Any] = mapped_column(JSONB, nullable=False, server_default=text("'{}'::jsonb"))
+    occurrences: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1")
+    first_seen_at: Mapped[datetime] = _created_at()
+    last_seen_at: Mapped[datetime] = _created_at()
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class NodeIdentity(Base):
+    """The LND node this database belongs to (one row), written on the worker's first start."""
+
+    __tablename__ = "node_identity"
+    __table_args__ = (CheckConstraint("id = 1", name="node_identity_single_row"),)
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, server_default="1")
+    identity_pubkey: Mapped[str] = mapped_column(Text, nullable=False)
+    network: Mapped[str] = mapped_column(Text, nullable=False)
+    recorded_at: Mapped[datetime] = _created_at()
 
 
 class Invoice(Base):
@@ -154,6 +251,10 @@ class Invoice(Base):
 
     id: Mapped[uuid.UUID] = _uuid_pk()
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), nullable=False)
+    # The account its settlement credits: the user's own, or the treasury for an admin's
+    # ``forTreasury`` invoice.
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), nullable=False)
+    for_treasury: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
     state: Mapped[str] = mapped_column(Text, nullable=False, server_default="pending")
     amount_msat: Mapped[int] = mapped_column(BigInteger, nullable=False)
     memo: Mapped[str] = mapped_column(Text, nullable=False, server_default="")
@@ -221,6 +322,10 @@ class Payment(Base):
     failure_reason: Mapped[str | None] = mapped_column(Text)
     internal_invoice_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("invoices.id"))
     attempts: Mapped[int] = mapped_column(SmallInteger, nullable=False, server_default="0")
+    # Written before this row's first SendPaymentV2: tracking then tells this row's own attempt from
+    # an earlier row's FAILED attempt of the same hash (creation_time_ns of that one, if any).
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    superseded_attempt_ns: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = _created_at()
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -1,5 +1,10 @@
 """A grpc.aio channel to LND: the node's tls.cert pinned as the only root CA, and the macaroon
-(hex) sent as ``macaroon`` metadata on every call via composite channel credentials."""
+(hex) sent as ``macaroon`` metadata on every call via composite channel credentials.
+
+Keepalive: HTTP/2 pings every ``keepalive_time_s`` (also with no call open), and a transport that
+does not answer within ``keepalive_timeout_s`` is closed, so a half-open connection (the node's end
+gone without a FIN) fails its streams instead of leaving them silent forever. LND accepts pings at
+most every 5 s (its keepalive enforcement policy), so the interval stays at or above that."""
 
 from __future__ import annotations
 
@@ -22,6 +27,17 @@ CHANNEL_OPTIONS = (
     ("grpc.min_reconnect_backoff_ms", 200),
     ("grpc.max_reconnect_backoff_ms", 5000),
 )
+DEFAULT_KEEPALIVE_TIME_S = 30.0
+DEFAULT_KEEPALIVE_TIMEOUT_S = 10.0
+
+
+def keepalive_options(time_s: float, timeout_s: float) -> tuple[tuple[str, int], ...]:
+    return (
+        ("grpc.keepalive_time_ms", int(time_s * 1000)),
+        ("grpc.keepalive_timeout_ms", int(timeout_s * 1000)),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_pings_without_data", 0),  # keep pinging a quiet stream
+    )
 
 
 class _MacaroonAuth(grpc.AuthMetadataPlugin):
@@ -40,10 +56,19 @@ def channel_credentials(tls_cert_pem: bytes, macaroon_hex: str) -> grpc.ChannelC
     )
 
 
-def open_channel(host: str, tls_cert_pem: bytes, macaroon_hex: str) -> grpc.aio.Channel:
+def open_channel(
+    host: str,
+    tls_cert_pem: bytes,
+    macaroon_hex: str,
+    *,
+    keepalive_time_s: float = DEFAULT_KEEPALIVE_TIME_S,
+    keepalive_timeout_s: float = DEFAULT_KEEPALIVE_TIMEOUT_S,
+) -> grpc.aio.Channel:
     """An aio secure channel to ``host`` ("ip:port"); call inside the event loop that uses it."""
     return grpc.aio.secure_channel(
-        host, channel_credentials(tls_cert_pem, macaroon_hex), options=CHANNEL_OPTIONS
+        host,
+        channel_credentials(tls_cert_pem, macaroon_hex),
+        options=CHANNEL_OPTIONS + keepalive_options(keepalive_time_s, keepalive_timeout_s),
     )
 
 

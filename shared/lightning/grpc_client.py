@@ -15,7 +15,12 @@ from typing import Any, TypeVar
 import grpc
 
 from shared.lightning import grpc_convert as convert
-from shared.lightning.grpc_channel import open_channel, read_macaroon_hex
+from shared.lightning.grpc_channel import (
+    DEFAULT_KEEPALIVE_TIME_S,
+    DEFAULT_KEEPALIVE_TIMEOUT_S,
+    open_channel,
+    read_macaroon_hex,
+)
 from shared.lightning.grpc_errors import map_rpc_error
 from shared.lightning.protos import invoices_pb2 as inv
 from shared.lightning.protos import invoices_pb2_grpc as inv_grpc
@@ -39,9 +44,19 @@ T = TypeVar("T")
 class GrpcLightningClient:
     """LightningClient over gRPC. ``host`` is "ip:port"; the channel opens lazily in the running loop."""
 
-    def __init__(self, host: str, tls_cert_pem: bytes, macaroon_hex: str, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        host: str,
+        tls_cert_pem: bytes,
+        macaroon_hex: str,
+        timeout_s: float = 10.0,
+        *,
+        keepalive_time_s: float = DEFAULT_KEEPALIVE_TIME_S,
+        keepalive_timeout_s: float = DEFAULT_KEEPALIVE_TIMEOUT_S,
+    ) -> None:
         self.host = host
         self.timeout_s = timeout_s
+        self._keepalive = {"keepalive_time_s": keepalive_time_s, "keepalive_timeout_s": keepalive_timeout_s}
         self._tls_cert_pem = tls_cert_pem
         self._macaroon_hex = macaroon_hex
         self._channel: grpc.aio.Channel | None = None
@@ -56,15 +71,17 @@ class GrpcLightningClient:
         cert_path: str | os.PathLike[str],
         macaroon_path_or_hex: str | os.PathLike[str],
         timeout_s: float = 10.0,
+        **keepalive: float,
     ) -> GrpcLightningClient:
         """Build from LND's files: tls.cert path and admin.macaroon path (or the macaroon's hex)."""
-        return cls(host, Path(cert_path).read_bytes(), read_macaroon_hex(macaroon_path_or_hex), timeout_s)
+        cert = Path(cert_path).read_bytes()
+        return cls(host, cert, read_macaroon_hex(macaroon_path_or_hex), timeout_s, **keepalive)
 
     @property
     def channel(self) -> grpc.aio.Channel:
         """The underlying channel (opened on first use), for callers adding their own stubs."""
         if self._channel is None:
-            self._channel = open_channel(self.host, self._tls_cert_pem, self._macaroon_hex)
+            self._channel = open_channel(self.host, self._tls_cert_pem, self._macaroon_hex, **self._keepalive)
             self._ln = ln_grpc.LightningStub(self._channel)
             self._router = router_grpc.RouterStub(self._channel)
             self._invoices = inv_grpc.InvoicesStub(self._channel)

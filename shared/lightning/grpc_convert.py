@@ -78,6 +78,7 @@ def payment_update(msg: ln.Payment) -> PaymentUpdate:
         preimage=preimage,
         failure_reason=reason,
         payment_index=msg.payment_index,
+        creation_time_ns=msg.creation_time_ns,
     )
 
 

@@ -68,6 +68,9 @@ class PaymentUpdate:
     preimage: bytes | None  # None unless SUCCEEDED
     failure_reason: str | None  # LND's PaymentFailureReason name without prefix, e.g. "NO_ROUTE"
     payment_index: int
+    # When LND created this attempt: a payment re-sent after a failure is a new attempt, with a new
+    # creation time, so it tells one attempt of a hash from another.
+    creation_time_ns: int = 0
 
 
 @dataclass(frozen=True, slots=True)

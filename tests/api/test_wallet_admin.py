@@ -51,6 +51,7 @@ async def arq_worker(case, burst: bool = False):
         burst=burst,
         health_check_interval=1,
         keep_result=3600,
+        **jobs.SERIALIZERS,
     )
     task = asyncio.create_task(worker.async_run())
     try:

@@ -75,7 +75,7 @@ class CreateInvoiceTest(WalletCase):
         queued = await self.app[ARQ].queued_jobs()
         self.assertEqual(
             [(j.job_id, j.function, j.args) for j in queued],
-            [(jobs.create_invoice_job_id(invoice.id), "create_invoice", (str(invoice.id),))],
+            [(jobs.create_invoice_job_id(invoice.id), "create_invoice", [str(invoice.id)])],
         )
 
     async def test_201_when_the_worker_answers_in_time(self):

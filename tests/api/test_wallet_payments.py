@@ -12,6 +12,7 @@ from shared import jobs, ledger
 from shared.db.models import Account, Payment
 from tests.api.test_wallet_invoices import WalletCase
 from tests.api.test_wallet_support import balance_msat, count_rows, insert_open_invoice, running_fake_worker
+from tests.support import factories
 from tests.support.bolt11_factory import expired_payment_request, make_payment_request
 
 URL = "/api/v1/payments"
@@ -95,7 +96,7 @@ class PaymentHoldTest(WalletCase):
         self.assertEqual((wallet["data"]["heldSat"], wallet["data"]["availableSat"]), (2020, 7980))
         queued = await self.app[ARQ].queued_jobs()
         self.assertEqual(
-            [(j.job_id, j.args) for j in queued], [(jobs.pay_invoice_job_id(data["id"]), (data["id"],))]
+            [(j.job_id, j.args) for j in queued], [(jobs.pay_invoice_job_id(data["id"]), [data["id"]])]
         )
         async with self.sessions() as session:
             payment = await session.get(Payment, uuid.UUID(data["id"]))
@@ -288,6 +289,8 @@ class InternalAndTreasuryTest(WalletCase):
 
     async def test_treasury_payment_by_admin_holds_on_the_treasury(self):
         admin_id, admin_headers = await self.user(role="admin")  # no balance of its own
+        async with self.sessions() as session, session.begin():
+            await factories.fund_treasury(session, 2000)
         pr, _ = make_payment_request(amount_msat=1_000_000)
         response = await self.client.post(
             URL, json={"paymentRequest": pr, "fromTreasury": True}, headers=admin_headers
@@ -365,14 +368,7 @@ class PaymentIdempotencyTest(WalletCase):
             "INSUFFICIENT_BALANCE",
         )
         async with self.sessions() as session, session.begin():
-            await ledger.post_transaction(
-                session,
-                [
-                    ledger.Leg(await ledger.system_account_id(session, "treasury"), -2_000_000),
-                    ledger.Leg(await ledger.user_account_id(session, user_id), 2_000_000),
-                ],
-                kind="test_funding",
-            )
+            await factories.fund_account(session, await ledger.user_account_id(session, user_id), 2000)
         self.assertEqual(
             (await self.client.post(URL, json={"paymentRequest": pr}, headers=headers)).status, 202
         )

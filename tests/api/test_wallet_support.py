@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import insert, select, update
 
 from shared import events, jobs, ledger
-from shared.db.models import Invoice, Payment
+from shared.db.models import Account, Invoice, Payment
 from tests.support.bolt11_factory import make_payment_request
 
 # The "alice" (our node) key for invoices that our worker would have created.
@@ -38,6 +38,7 @@ async def insert_open_invoice(
             insert(Invoice)
             .values(
                 user_id=user_id,
+                account_id=select(Account.id).where(Account.user_id == user_id).scalar_subquery(),
                 state=state,
                 amount_msat=amount_sat * 1000,
                 memo="t",

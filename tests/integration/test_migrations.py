@@ -17,6 +17,9 @@ TABLES = {
     "idempotency_keys",
     "settlement_cursor",
     "webhook_deliveries",
+    "adjustments",
+    "anomalies",
+    "node_identity",
 }
 
 

@@ -28,7 +28,9 @@ class WorkerSimnetTests(WorkerCase):
         await super().asyncSetUp()
         self.net = Simnet(serve_args=("--delay-ms", "0"))
         await self.net.start()
-        self.pool: ArqRedis = await create_pool(RedisSettings.from_dsn(self.settings.redis_url))
+        self.pool: ArqRedis = await create_pool(
+            RedisSettings.from_dsn(self.settings.redis_url), **jobs.SERIALIZERS
+        )
 
     async def asyncTearDown(self) -> None:
         await self.pool.aclose()

@@ -27,9 +27,10 @@ TEST_RUN_DIR = REPO_ROOT / ".run" / "test-run"
 _migrated: set[str] = set()
 
 TABLES = (
-    "webhook_deliveries, ledger_entries, idempotency_keys, payments, invoices, refresh_tokens, "
-    "accounts, settlement_cursor, users"
+    "anomalies, webhook_deliveries, ledger_entries, adjustments, idempotency_keys, payments, invoices, "
+    "refresh_tokens, accounts, settlement_cursor, node_identity, users"
 )
+SYSTEM_ACCOUNTS_SQL = "INSERT INTO accounts (kind) VALUES ('treasury'), ('fees'), ('external'), ('equity')"
 
 
 def database_url() -> str:
@@ -124,6 +125,6 @@ async def reset_database(url: str | None = None) -> None:
     connection = await asyncpg.connect(asyncpg_dsn(url or database_url()))
     try:
         await connection.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
-        await connection.execute("INSERT INTO accounts (kind) VALUES ('treasury'), ('fees'), ('external')")
+        await connection.execute(SYSTEM_ACCOUNTS_SQL)
     finally:
         await connection.close()

@@ -34,7 +34,7 @@ async def create_user(
     is_active: bool = True,
     balance_sat: int = 0,
 ) -> uuid.UUID:
-    """A user with its ledger account; ``balance_sat`` is funded from the treasury."""
+    """A user with its ledger account; ``balance_sat`` arrives from ``external`` (as if paid in)."""
     username = username or f"user{next(_counter)}_{uuid.uuid4().hex[:6]}"
     async with sessions() as session, session.begin():
         user_id = await session.scalar(
@@ -49,11 +49,24 @@ async def create_user(
 
 
 async def fund_account(session: AsyncSession, account_id: int, amount_sat: int) -> None:
-    treasury = await ledger.system_account_id(session, "treasury")
+    """Value entering an account from outside (as an invoice settlement would bring it)."""
+    external = await ledger.system_account_id(session, "external")
     amount_msat = amount_sat * ledger.MSAT_PER_SAT
     await ledger.post_transaction(
         session,
-        [ledger.Leg(treasury, -amount_msat), ledger.Leg(account_id, amount_msat)],
+        [ledger.Leg(external, -amount_msat), ledger.Leg(account_id, amount_msat)],
+        kind="test_funding",
+    )
+
+
+async def fund_treasury(session: AsyncSession, amount_sat: int) -> None:
+    """An operator deposit into the treasury (equity -> treasury), as the admin API records it."""
+    treasury = await ledger.system_account_id(session, "treasury")
+    equity = await ledger.system_account_id(session, "equity")
+    amount_msat = amount_sat * ledger.MSAT_PER_SAT
+    await ledger.post_transaction(
+        session,
+        [ledger.Leg(equity, -amount_msat), ledger.Leg(treasury, amount_msat)],
         kind="test_funding",
     )
 

@@ -79,6 +79,7 @@ class FakePayment:
     preimage: bytes | None = None
     failure_reason: str | None = None
     index: int = 0
+    created_ns: int = field(default_factory=time.time_ns)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def update(self) -> PaymentUpdate:
@@ -90,6 +91,7 @@ class FakePayment:
             self.preimage,
             self.failure_reason,
             self.index,
+            self.created_ns,
         )
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import insert, select, text
 
 from lightning_worker.context import CTX_KEY, WorkerContext
 from lightning_worker.invoices import derive_preimage, payment_hash_of
-from shared import ledger
+from shared import jobs, ledger
 from shared.db.models import Invoice, Payment
 from tests.support import factories
 from tests.support.cases import DbCase
@@ -23,7 +23,9 @@ class WorkerCase(DbCase):
     async def asyncSetUp(self) -> None:
         await super().asyncSetUp()
         self.fake = FakeLightning()
-        self.arq: ArqRedis = await create_pool(RedisSettings.from_dsn(self.settings.redis_url))
+        self.arq: ArqRedis = await create_pool(
+            RedisSettings.from_dsn(self.settings.redis_url), **jobs.SERIALIZERS
+        )
         self.context = WorkerContext(
             settings=self.settings,
             engine=self.engine,
@@ -65,6 +67,7 @@ class WorkerCase(DbCase):
                 insert(Invoice)
                 .values(
                     user_id=user_id,
+                    account_id=await ledger.user_account_id(session, user_id),
                     amount_msat=amount_sat * 1000,
                     memo=memo,
                     expiry_s=expiry_s,
@@ -100,9 +103,7 @@ class WorkerCase(DbCase):
                 account_id = await ledger.system_account_id(session, "treasury")
             else:
                 account_id = await ledger.user_account_id(session, user_id)
-            await ledger.place_hold(
-                session, account_id, amount_msat + fee_limit_msat, guard=not from_treasury
-            )
+            await ledger.place_hold(session, account_id, amount_msat + fee_limit_msat)
             return await session.scalar(
                 insert(Payment)
                 .values(

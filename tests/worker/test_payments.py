@@ -4,6 +4,7 @@ from arq import Retry
 
 from lightning_worker.payments import invoice_has_amount, pay_invoice
 from shared.errors import LightningNotFound, LightningRequestError, LightningUnavailable
+from tests.support import factories
 from tests.worker.helpers import WorkerCase
 
 
@@ -29,6 +30,7 @@ class ExternalPaymentTests(WorkerCase):
 
     async def test_success_settles_the_ledger_exactly(self) -> None:
         user, payment_id, payment_hash = await self._payment(1000, fee_limit_sat=10, fee_msat=2345)
+        external_before = await self.system_balance("external")
         self.assertEqual((await self.balance(user)).held_msat, 1_010_000)
         self.assertEqual(await pay_invoice(self.ctx(), str(payment_id)), {"state": "succeeded"})
         row = await self.payment(payment_id)
@@ -38,7 +40,7 @@ class ExternalPaymentTests(WorkerCase):
         balance = await self.balance(user)
         self.assertEqual((balance.balance_msat, balance.held_msat), (5_000_000 - 1_000_000 - 2345, 0))
         self.assertEqual(await self.system_balance("fees"), 2345)
-        self.assertEqual(await self.system_balance("external"), 1_000_000)
+        self.assertEqual(await self.system_balance("external") - external_before, 1_000_000)
         await self.assert_ledger_consistent()
         # Running it again changes nothing and sends nothing.
         self.assertEqual(await pay_invoice(self.ctx(), str(payment_id)), {"state": "succeeded"})
@@ -147,6 +149,8 @@ class ExternalPaymentTests(WorkerCase):
 
     async def test_treasury_payment_debits_the_treasury(self) -> None:
         admin = await self.user()
+        async with self.sessions() as session, session.begin():
+            await factories.fund_treasury(session, 5000)
         request, payment_hash = self.fake.external_invoice(2_000_000, fee_msat=0)
         treasury_before = await self.system_balance("treasury")
         payment_id = await self.pending_payment(admin, request, payment_hash, 2000, from_treasury=True)

@@ -29,22 +29,24 @@ class SettlementTests(WorkerCase):
         await self.assert_ledger_consistent()
 
     async def test_state_ledger_and_cursor_commit_together_or_not_at_all(self) -> None:
-        good_user = await self.user()
-        good = await self.open_invoice(good_user, 100)
-        # A user without a ledger account: its credit cannot be written, so the whole batch
-        # (including the good invoice and the cursor) must roll back.
-        from sqlalchemy import text
+        from sqlalchemy.exc import IntegrityError
 
-        async with self.sessions() as session, session.begin():
-            orphan = await session.scalar(
-                text("INSERT INTO users (username, password_hash) VALUES ('orphan', 'x') RETURNING id")
-            )
-        bad = await self.open_invoice(orphan, 50)
-        batch = [self.fake.settle(good.payment_hash), self.fake.settle(bad.payment_hash)]
-        with self.assertRaises(RuntimeError):
+        good_user, bad_user = await self.user(), await self.user()
+        good = await self.open_invoice(good_user, 100)
+        bad = await self.open_invoice(bad_user, 50)
+        settled_bad = self.fake.settle(bad.payment_hash)
+        await settle_invoices(self.context, [settled_bad], cursor_node=None)
+        # An application bug puts the credited invoice back to open: crediting it again must be
+        # refused by the database (one credit per invoice), and the whole batch, including the good
+        # invoice and the cursor, rolls back with it.
+        await self.set_row("invoices", bad.id, state="open")
+        batch = [self.fake.settle(good.payment_hash), settled_bad]
+        with self.assertRaises(IntegrityError) as raised:
             await settle_invoices(self.context, batch, cursor_node=PUBKEY)
+        self.assertIn("ledger_entries_invoice_credited_once", str(raised.exception))
         self.assertEqual((await self.invoice(good.id)).state, "open")
         self.assertEqual((await self.balance(good_user)).balance_msat, 0)
+        self.assertEqual((await self.balance(bad_user)).balance_msat, 50_000)
         self.assertEqual(await self._cursor(), 0)
         await self.assert_ledger_consistent()
 
@@ -136,8 +138,9 @@ class SettlementTests(WorkerCase):
             await session.execute(
                 text(
                     "INSERT INTO invoices"
-                    " (user_id, state, amount_msat, expiry_s, payment_hash, payment_request)"
-                    " SELECT :u, 'open', 1000, 3600, sha256(int4send(g)), 'x' FROM generate_series(1, :n) g"
+                    " (user_id, account_id, state, amount_msat, expiry_s, payment_hash, payment_request)"
+                    " SELECT :u, (SELECT id FROM accounts WHERE user_id = :u), 'open', 1000, 3600,"
+                    " sha256(int4send(g)), 'x' FROM generate_series(1, :n) g"
                 ),
                 {"u": user, "n": n},
             )

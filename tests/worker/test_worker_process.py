@@ -55,7 +55,7 @@ class WorkerProcessTests(WorkerCase):
         ) as worker:
             code, output = await run(check, env)
             self.assertEqual(code, 0, output)
-            pool = await create_pool(RedisSettings.from_dsn(self.settings.redis_url))
+            pool = await create_pool(RedisSettings.from_dsn(self.settings.redis_url), **jobs.SERIALIZERS)
             await pool.enqueue_job(
                 jobs.CREATE_INVOICE, str(invoice_id), _job_id=jobs.create_invoice_job_id(invoice_id)
             )

@@ -31,6 +31,7 @@ class WorkerSettingsTests(WorkerCase):
                 "cron:expire_invoices",
                 "cron:enqueue_due_webhooks",
                 "cron:reconcile",
+                "cron:purge_idempotency_keys",
             },
         )
 
@@ -72,7 +73,9 @@ class WorkerSettingsTests(WorkerCase):
         self.assertEqual(info["channel_balance"]["local_msat"], 5_000_000_000)
         from arq.jobs import Job
 
-        result = await Job(jobs.create_invoice_job_id(invoice_id), self.arq).result(timeout=1)
+        result = await Job(
+            jobs.create_invoice_job_id(invoice_id), self.arq, _deserializer=jobs.deserialize
+        ).result(timeout=1)
         self.assertEqual(result, {"state": "open"})
         self.assertTrue(self.fake.closed)  # on_shutdown closed the client
         await self.assert_ledger_consistent()

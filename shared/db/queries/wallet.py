@@ -13,7 +13,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from shared.db.models import IdempotencyKey, Invoice, Payment
+from shared.db.models import Account, IdempotencyKey, Invoice, Payment
 
 ACTIVE_PAYMENT_HASH_INDEX = "payments_payment_hash_active_key"
 
@@ -35,12 +35,18 @@ async def insert_invoice(
     memo: str,
     expiry_s: int,
     webhook_url: str | None,
+    for_treasury: bool = False,
 ) -> Invoice:
+    """The account its settlement credits comes from a subquery (no extra round trip): the user's
+    own, or the treasury's for an admin's treasury invoice."""
+    owner = Account.kind == "treasury" if for_treasury else Account.user_id == user_id
     statement = (
         insert(Invoice)
         .values(
             id=invoice_id,
             user_id=user_id,
+            account_id=select(Account.id).where(owner).scalar_subquery(),
+            for_treasury=for_treasury,
             amount_msat=amount_msat,
             memo=memo,
             expiry_s=expiry_s,
