@@ -7,6 +7,10 @@
 - ``seed``: users ``admin`` (admin) and ``demo`` (user) when absent, each with the password from
   ``SEED_ADMIN_PASSWORD`` / ``SEED_DEMO_PASSWORD`` or a random one printed once. Users that exist
   are left alone and no password is printed for them. Idempotent; expects a migrated database.
+- ``record-deposit --amount-sat N --reason TEXT [--first-only]``: record a treasury deposit (the
+  operator's own funds already on the node, equity -> treasury), as ``POST /admin/treasury/deposits``
+  does, by the system rather than an admin. ``--first-only``: only when no deposit was ever recorded
+  (``make run`` funds a fresh development treasury this way).
 """
 
 from __future__ import annotations
@@ -132,6 +136,32 @@ async def seed(settings: Settings, environ: dict[str, str]) -> list[str]:
     return await _with_sessions(settings, work)
 
 
+async def record_deposit(settings: Settings, amount_sat: int, reason: str, *, first_only: bool) -> str:
+    from sqlalchemy import select, text
+
+    from shared import adjustments
+    from shared.db.models import Adjustment
+
+    if amount_sat <= 0:
+        raise CliError("--amount-sat must be positive", status=2)
+    if not 1 <= len(reason.strip()) <= adjustments.REASON_MAX_CHARS:
+        raise CliError(f"--reason must be 1 to {adjustments.REASON_MAX_CHARS} characters", status=2)
+
+    async def work(sessions) -> str:
+        async with sessions() as session, session.begin():
+            if first_only:
+                # Serialise concurrent first starts: the treasury row is the natural lock.
+                await session.execute(text("SELECT id FROM accounts WHERE kind = 'treasury' FOR UPDATE"))
+                if await session.scalar(select(Adjustment.id).where(Adjustment.kind == "deposit").limit(1)):
+                    return "a treasury deposit exists already; nothing recorded"
+            row = await adjustments.record_deposit(
+                session, amount_msat=amount_sat * 1000, reason=reason, created_by=None
+            )
+        return f"recorded treasury deposit {row.id}: {amount_sat} sat"
+
+    return await _with_sessions(settings, work)
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m api_service")
     commands = parser.add_subparsers(dest="command")
@@ -139,6 +169,10 @@ def main(argv: list[str]) -> int:
     admin = commands.add_parser("create-admin", help="create an admin user (password from a prompt or stdin)")
     admin.add_argument("--username", required=True)
     commands.add_parser("seed", help="create the admin and demo users if they are missing")
+    deposit = commands.add_parser("record-deposit", help="record a treasury deposit (equity -> treasury)")
+    deposit.add_argument("--amount-sat", type=int, required=True)
+    deposit.add_argument("--reason", required=True)
+    deposit.add_argument("--first-only", action="store_true", help="only if no deposit was recorded yet")
     args = parser.parse_args(argv)
     try:
         settings = load_settings()
@@ -152,6 +186,12 @@ def main(argv: list[str]) -> int:
     try:
         if args.command == "create-admin":
             print(asyncio.run(create_admin(settings, args.username, _read_password())))
+        elif args.command == "record-deposit":
+            print(
+                asyncio.run(
+                    record_deposit(settings, args.amount_sat, args.reason, first_only=args.first_only)
+                )
+            )
         else:
             for line in asyncio.run(seed(settings, dict(os.environ))):
                 print(line)

@@ -1,5 +1,10 @@
 """`make run`: migrate, seed, then supervise lnd_simnet, one worker and the API until Ctrl-C.
 
+With the simnet (development), the first start also records a treasury deposit equal to simnet
+alice's local channel balance (`python -m api_service record-deposit --first-only`), so the
+tutorial's "admin pays from the node" works on a fresh clone: the treasury only spends what was
+recorded as deposited.
+
 Why a supervisor and not `cmd &` in the Makefile: a person wants one terminal, every log line
 tagged with the process that wrote it, one Ctrl-C that stops everything in order (API and worker
 before the Lightning node they talk to), and a loud stop when any process dies instead of a
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import json
 import os
 import signal
 import sys
@@ -183,6 +189,7 @@ class Supervisor:
                 lambda: port_accepts("127.0.0.1", 10009) and ALICE_CERT.exists() and ALICE_MACAROON.exists(),
                 SIMNET_DEADLINE_S,
             )
+            await self.fund_dev_treasury()
         self.children.append(await start("worker", ["-m", "lightning_worker"], self.env))
         self.children.append(await start("api", ["-m", "api_service"], self.env))
         base_url = f"http://{probe_host}:{port}"
@@ -190,6 +197,18 @@ class Supervisor:
         self.banner(base_url, seed_lines, with_simnet)
 
         await self.wait_for("children", lambda: False, float("inf"))
+
+    async def fund_dev_treasury(self) -> None:
+        """On a fresh development database, deposit simnet alice's local balance into the treasury."""
+        if self.env.get("ENVIRONMENT", "development") != "development":
+            return
+        balance = ["-m", "lnd_simnet", "balance", "--node", "alice", "--dir", str(SIMNET_DIR)]
+        lines = await self.step("balance", balance)
+        local_sat = int(json.loads("\n".join(lines))["local_balance_sat"])
+        if local_sat > 0:
+            reason = "development: simnet alice's local channel balance at the first start of make run"
+            args = ["-m", "api_service", "record-deposit", "--amount-sat", str(local_sat), "--reason", reason]
+            await self.step("deposit", [*args, "--first-only"])
 
     def banner(self, base_url: str, seed_lines: list[str], with_simnet: bool) -> None:
         say("")

@@ -92,13 +92,23 @@ def amount_msat_of(text: str) -> int | None:
     return int(msat)
 
 
+def normalize(text: str) -> str:
+    """The canonical spelling of a payment request: no surrounding space, no ``lightning:`` URI
+    prefix, lower case (bech32 is case-insensitive). A string that mixes cases is returned as it
+    is (without the prefix): :func:`decode` refuses it."""
+    cleaned = text.strip()
+    if cleaned.lower().startswith("lightning:"):
+        cleaned = cleaned[len("lightning:") :]
+    if cleaned == cleaned.upper():
+        return cleaned.lower()
+    return cleaned
+
+
 def decode(text: str) -> DecodedPaymentRequest:
     """Decode a BOLT11 string and check its signature. Raises InvalidPaymentRequest, nothing else."""
     if not isinstance(text, str):
         raise InvalidPaymentRequest("the payment request must be a string")
-    cleaned = text.strip()
-    if cleaned.lower().startswith("lightning:"):
-        cleaned = cleaned[len("lightning:") :]
+    cleaned = normalize(text)
     if not cleaned:
         raise InvalidPaymentRequest("the payment request is empty")
     if len(cleaned) > MAX_PAYMENT_REQUEST_CHARS:

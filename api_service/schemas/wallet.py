@@ -17,6 +17,7 @@ from pydantic import AfterValidator, Field, StrictBool, StrictInt
 
 from api_service.validation import ApiModel, OutModel, PageQuery
 from shared.bolt11 import MAX_PAYMENT_REQUEST_CHARS
+from shared.bolt11 import normalize as normalize_payment_request
 from shared.db.models import INVOICE_STATES, PAYMENT_STATES
 
 MEMO_MAX_BYTES = 639  # BOLT11 description field limit (LND refuses longer memos)
@@ -80,7 +81,11 @@ class CreateInvoiceBody(ApiModel):
 
 
 class CreatePaymentBody(ApiModel):
-    payment_request: str = Field(..., min_length=1, max_length=MAX_PAYMENT_REQUEST_CHARS + len("lightning:"))
+    # Normalised on input (no "lightning:" prefix, lower case): the same invoice spelled another way is
+    # the same request, also for its Idempotency-Key fingerprint.
+    payment_request: Annotated[str, AfterValidator(normalize_payment_request)] = Field(
+        ..., min_length=1, max_length=MAX_PAYMENT_REQUEST_CHARS + len("lightning:")
+    )
     amount_sat: StrictInt | None = Field(None, description="only for a zero-amount invoice")
     fee_limit_sat: StrictInt | None = Field(None, ge=0, description="default: the configured fee reserve")
     from_treasury: StrictBool = False
@@ -117,9 +122,11 @@ class BalanceOut(OutModel):
 
 
 class ActivityItemOut(OutModel):
-    """One row of GET /invoices: an incoming invoice or an outgoing payment."""
+    """One row of GET /invoices: an incoming invoice, an outgoing payment, or an admin's adjustment of
+    the balance (credit: incoming, debit: outgoing; its memo is the adjustment's reason)."""
 
     id: uuid.UUID
+    kind: Literal["invoice", "payment", "adjustment"]
     direction: Literal["incoming", "outgoing"]
     user_id: uuid.UUID
     state: str

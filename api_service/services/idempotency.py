@@ -6,9 +6,12 @@
   them, so a crash can never leave one without the other, and a concurrent request with the same key
   waits on the key's unique index and then sees the committed row (``ON CONFLICT DO NOTHING``).
 - After the request has its answer, the status and data are stored on the key row; a repeat returns them
-  exactly. A repeat that arrives while the first is still running gets the resource's current state.
+  exactly, except a 202 (not final yet), which is never replayed stale: a repeat then gets the
+  resource's current state, as one does that arrives while the first request is still running.
+- The fingerprint is of the validated body, which normalises what means the same (a payment request
+  with a ``lightning:`` prefix or in upper case is the same request).
 - Errors (4xx) are not stored: the transaction that would have held the key rolled back, so a retry is
-  evaluated afresh. Keys are kept forever here; purging old ones is an operations task.
+  evaluated afresh. Keys older than IDEMPOTENCY_TTL_S are purged by a worker cron.
 """
 
 from __future__ import annotations

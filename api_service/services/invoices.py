@@ -84,6 +84,7 @@ def invoice_out(invoice: Invoice) -> dict[str, Any]:
     return dump(
         InvoiceOut(
             id=invoice.id,
+            kind="invoice",
             direction="incoming",
             user_id=invoice.user_id,
             state=invoice.state,
@@ -114,6 +115,7 @@ def activity_out(row: Any) -> dict[str, Any]:
     return dump(
         ActivityItemOut(
             id=row.id,
+            kind="payment" if isinstance(row, Payment) else row.kind,
             direction="outgoing" if outgoing else "incoming",
             user_id=row.user_id,
             state=row.state,
@@ -257,9 +259,9 @@ async def _invoice_outcome(deps: WalletDeps, invoice_id: uuid.UUID) -> Outcome:
 
 
 async def _replay_invoice(deps: WalletDeps, previous: IdempotencyKey) -> Outcome:
-    if previous.response_status is not None:
-        location = f"/api/v1/invoices/{previous.resource_id}" if previous.response_status == 202 else None
-        return Outcome(previous.response_status, previous.response_body, location)
+    """The first answer again; a stored 202 is never replayed stale (the row's current state answers)."""
+    if previous.response_status is not None and previous.response_status != 202:
+        return Outcome(previous.response_status, previous.response_body)
     return await _invoice_outcome(deps, previous.resource_id)
 
 

@@ -247,9 +247,10 @@ async def _payment_outcome(deps: WalletDeps, payment_id: uuid.UUID) -> Outcome:
 
 
 async def _replay_payment(deps: WalletDeps, previous: IdempotencyKey) -> Outcome:
-    if previous.response_status is not None:
-        location = f"/api/v1/payments/{previous.resource_id}" if previous.response_status == 202 else None
-        return Outcome(previous.response_status, previous.response_body, location)
+    """The first answer again; a 202 (not final then) is never replayed stale: the row's current
+    state answers instead, as for a repeat that arrives while the first request still runs."""
+    if previous.response_status is not None and previous.response_status != 202:
+        return Outcome(previous.response_status, previous.response_body)
     return await _payment_outcome(deps, previous.resource_id)
 
 

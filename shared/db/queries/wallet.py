@@ -131,14 +131,25 @@ class ActivityFilter:
 
 
 _INCOMING_COLUMNS = (
-    "id, 'incoming'::text AS direction, user_id, state, amount_msat, NULL::bigint AS fee_msat, memo,"
-    " payment_hash, payment_request, created_at, settled_at, NULL::timestamptz AS completed_at, expires_at"
+    "id, 'invoice'::text AS kind, 'incoming'::text AS direction, user_id, state, amount_msat,"
+    " NULL::bigint AS fee_msat, memo, payment_hash, payment_request, created_at, settled_at,"
+    " NULL::timestamptz AS completed_at, expires_at"
 )
 _OUTGOING_COLUMNS = (
-    "id, 'outgoing'::text AS direction, user_id, state, amount_msat, fee_msat, memo,"
-    " payment_hash, payment_request, created_at, NULL::timestamptz AS settled_at, completed_at,"
+    "id, 'payment'::text AS kind, 'outgoing'::text AS direction, user_id, state, amount_msat, fee_msat,"
+    " memo, payment_hash, payment_request, created_at, NULL::timestamptz AS settled_at, completed_at,"
     " NULL::timestamptz AS expires_at"
 )
+# An adjustment reads like a settled invoice (credit) or a succeeded payment (debit); memo = reason.
+_ADJUSTMENT_COLUMNS = (
+    "id, 'adjustment'::text AS kind,"
+    " CASE kind WHEN 'credit' THEN 'incoming' ELSE 'outgoing' END AS direction, user_id,"
+    " CASE kind WHEN 'credit' THEN 'settled' ELSE 'succeeded' END AS state, amount_msat,"
+    " NULL::bigint AS fee_msat, reason AS memo, NULL::bytea AS payment_hash, NULL::text AS payment_request,"
+    " created_at, CASE kind WHEN 'credit' THEN created_at END AS settled_at,"
+    " CASE kind WHEN 'debit' THEN created_at END AS completed_at, NULL::timestamptz AS expires_at"
+)
+_ADJUSTMENT_KINDS = {None: "('credit', 'debit')", "incoming": "('credit')", "outgoing": "('debit')"}
 
 
 @functools.lru_cache(maxsize=64)
@@ -148,7 +159,9 @@ def _activity_sql(
     """One statement per filter shape: the page and the total in one round trip.
 
     Only fixed fragments are joined here; every value is a bound parameter. Each side is cut to
-    offset+limit rows first, so Postgres walks the (user_id, created_at) index and stops early."""
+    offset+limit rows first, so Postgres walks the (user_id, created_at) indexes and stops early.
+    Adjustments (credits and debits of a user's balance by an admin) are listed with the invoices and
+    payments; their computed direction and state are filtered in a subquery."""
     conditions = [
         condition
         for wanted, condition in (
@@ -160,19 +173,17 @@ def _activity_sql(
         if wanted
     ]
     where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
-    sides = [
-        (table, columns)
-        for table, columns, side in (
-            ("invoices", _INCOMING_COLUMNS, "incoming"),
-            ("payments", _OUTGOING_COLUMNS, "outgoing"),
-        )
-        if direction in (None, side)
-    ]
-    page = " UNION ALL ".join(
-        f"(SELECT {columns} FROM {table} {where} ORDER BY created_at DESC LIMIT :window)"  # noqa: S608
-        for table, columns in sides
+    adjustments = (
+        f"(SELECT {_ADJUSTMENT_COLUMNS} FROM adjustments"  # noqa: S608 - fixed fragments only
+        f" WHERE kind IN {_ADJUSTMENT_KINDS[direction]}) AS adjustments"
     )
-    total = " + ".join(f"(SELECT count(*) FROM {table} {where})" for table, _ in sides)  # noqa: S608
+    sides = [("invoices", _INCOMING_COLUMNS)] if direction in (None, "incoming") else []
+    sides += [("payments", _OUTGOING_COLUMNS)] if direction in (None, "outgoing") else []
+    selects = [f"SELECT {columns} FROM {table} {where}" for table, columns in sides]  # noqa: S608
+    selects.append(f"SELECT * FROM {adjustments} {where}")  # noqa: S608
+    page = " UNION ALL ".join(f"({select} ORDER BY created_at DESC LIMIT :window)" for select in selects)
+    counted = [f"{table} {where}" for table, _ in sides] + [f"{adjustments} {where}"]
+    total = " + ".join(f"(SELECT count(*) FROM {source})" for source in counted)  # noqa: S608
     return text(
         f"SELECT t.total, p.* FROM (SELECT {total} AS total) t"  # noqa: S608 - fixed fragments only
         f" LEFT JOIN LATERAL (SELECT * FROM ({page}) a ORDER BY created_at DESC, id DESC"
