@@ -86,6 +86,9 @@ def upgrade() -> None:
 
     # Bring a treasury that is below zero back to zero with an audited opening deposit, then guard it.
     op.execute(_OPENING_DEPOSIT_SQL)
+    # Check the deposit's balance now: DDL on ledger_entries below cannot run with deferred trigger
+    # events still pending in this transaction.
+    op.execute("SET CONSTRAINTS ALL IMMEDIATE")
     op.drop_constraint("accounts_available_non_negative", "accounts", type_="check")
     op.create_check_constraint(
         "accounts_available_non_negative",

@@ -126,3 +126,28 @@ class SeedTest(CliCase):
         code, out, err = await self.cli("seed", env={"SEED_ADMIN_PASSWORD": "short"})
         self.assertEqual(code, 2)
         self.assertNotIn("short", out + err.replace("too short", ""))
+
+
+class RecordDepositTest(CliCase):
+    async def treasury_msat(self) -> int:
+        async with self.sessions() as session:
+            return await session.scalar(select(Account.balance_msat).where(Account.kind == "treasury"))
+
+    async def test_records_a_deposit_and_first_only_records_just_one(self):
+        args = ("record-deposit", "--amount-sat", "5000", "--reason", "dev float", "--first-only")
+        code, out, err = await self.cli(*args)
+        self.assertEqual(code, 0, err)
+        self.assertIn("recorded treasury deposit", out)
+        code, out, err = await self.cli(*args)
+        self.assertEqual(code, 0, err)
+        self.assertIn("nothing recorded", out)
+        self.assertEqual(await self.treasury_msat(), 5_000_000)
+        code, _, err = await self.cli("record-deposit", "--amount-sat", "7", "--reason", "top-up")
+        self.assertEqual(code, 0, err)
+        self.assertEqual(await self.treasury_msat(), 5_007_000)
+
+    async def test_refuses_a_bad_amount_or_reason(self):
+        for args in (("--amount-sat", "0", "--reason", "x"), ("--amount-sat", "5", "--reason", "  ")):
+            code, _, err = await self.cli("record-deposit", *args)
+            self.assertEqual(code, 2, err)
+        self.assertEqual(await self.treasury_msat(), 0)

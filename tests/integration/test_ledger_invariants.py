@@ -137,3 +137,80 @@ class LedgerInvariantsTest(DbCase):
         self.assertEqual(ledger.fee_reserve_msat(100_500_000, ppm=10_000, min_sat=0), 1_005_000)
         self.assertEqual(ledger.fee_reserve_msat(1_234_567, ppm=5_000, min_sat=0) % 1000, 0)
         self.assertEqual(ledger.fee_reserve_msat(1_000, ppm=0, min_sat=0), 0)
+
+
+class LedgerBackstopsTest(LedgerInvariantsTest):
+    """Credited once, debited once: unique indexes by entry kind, whatever the application does."""
+
+    async def test_an_invoice_is_credited_at_most_once(self):
+        user_id = await factories.create_user(self.sessions)
+        account_id = await self.account_of(user_id)
+        connection = await self.connect()
+        try:
+            invoice_id = await connection.fetchval(
+                "INSERT INTO invoices (user_id, account_id, amount_msat, expiry_s) VALUES ($1, $2, 1000, 60)"
+                " RETURNING id",
+                user_id,
+                account_id,
+            )
+            credit = (
+                "INSERT INTO ledger_entries (txn_id, account_id, amount_msat, kind, invoice_id) VALUES"
+                " ($1, $2, 1000, $4, $3), ($1, 3, -1000, $4, $3)"
+            )
+            await connection.execute(credit, uuid.uuid4(), account_id, invoice_id, "invoice_settled")
+            for kind in ("invoice_settled", "internal_payment"):
+                with self.subTest(kind=kind), self.assertRaises(asyncpg.UniqueViolationError) as raised:
+                    async with connection.transaction():
+                        await connection.execute(credit, uuid.uuid4(), account_id, invoice_id, kind)
+                self.assertIn("ledger_entries_invoice_credited_once", str(raised.exception))
+            balance = await connection.fetchval("SELECT balance_msat FROM accounts WHERE id = $1", account_id)
+            self.assertEqual(balance, 1000)
+        finally:
+            await connection.close()
+
+    async def test_a_payment_is_debited_at_most_once(self):
+        user_id = await factories.create_user(self.sessions, balance_sat=10)
+        account_id = await self.account_of(user_id)
+        connection = await self.connect()
+        try:
+            payment_id = await connection.fetchval(
+                "INSERT INTO payments (user_id, account_id, state, payment_hash, payment_request,"
+                " destination, amount_msat, fee_limit_msat, hold_msat)"
+                " VALUES ($1, $2, 'in_flight', $3, 'lnbcrt1', '02ab', 1000, 0, 1000) RETURNING id",
+                user_id,
+                account_id,
+                bytes(32),
+            )
+            debit = (
+                "INSERT INTO ledger_entries (txn_id, account_id, amount_msat, kind, payment_id) VALUES"
+                " ($1, $2, -1000, 'payment', $3), ($1, 3, 1000, 'payment', $3)"
+            )
+            await connection.execute(debit, uuid.uuid4(), account_id, payment_id)
+            with self.assertRaises(asyncpg.UniqueViolationError) as raised:
+                async with connection.transaction():
+                    await connection.execute(debit, uuid.uuid4(), account_id, payment_id)
+            self.assertIn("ledger_entries_payment_debited_once", str(raised.exception))
+        finally:
+            await connection.close()
+
+    async def test_the_treasury_is_guarded_like_a_user(self):
+        connection = await self.connect()
+        try:
+            treasury = await connection.fetchval("SELECT id FROM accounts WHERE kind = 'treasury'")
+            with self.assertRaises(asyncpg.CheckViolationError):
+                async with connection.transaction():
+                    await connection.execute(
+                        "INSERT INTO ledger_entries (txn_id, account_id, amount_msat, kind) VALUES"
+                        " ($1, $2, -1, 'raw'), ($1, 3, 1, 'raw')",
+                        uuid.uuid4(),
+                        treasury,
+                    )
+            # Equity is the operator's side of deposits: it may go below zero, the treasury then holds it.
+            await connection.execute(
+                "INSERT INTO ledger_entries (txn_id, account_id, amount_msat, kind) VALUES"
+                " ($1, $2, 5, 'raw'), ($1, (SELECT id FROM accounts WHERE kind = 'equity'), -5, 'raw')",
+                uuid.uuid4(),
+                treasury,
+            )
+        finally:
+            await connection.close()

@@ -1,6 +1,7 @@
 """Migrations on real Postgres: up, down to base, up again, and the models match the schema."""
 
 import asyncio
+import uuid
 
 import asyncpg
 
@@ -28,6 +29,7 @@ class MigrationsTest(AsyncCase):
         # Derived from the test database, so two checkouts testing at once never share it.
         test_url = env.database_url()
         self.url = env.with_database(test_url, env.database_name(test_url) + "_migrations")
+        await env.drop_database(self.url)  # every test migrates a database of its own from nothing
         await env.create_database_if_missing(self.url)
 
     async def tables(self) -> set[str]:
@@ -47,3 +49,46 @@ class MigrationsTest(AsyncCase):
         self.assertEqual(await self.tables(), TABLES)
         # The models and the migrations describe the same schema.
         await asyncio.to_thread(env.run_alembic, self.url, ("check", None))
+
+
+class OpeningDepositMigrationTest(MigrationsTest):
+    """A database whose treasury went below zero (treasury payments could do that before 0002) must
+    upgrade: the migration records an opening deposit that brings it to zero, with its reason."""
+
+    async def test_a_negative_treasury_gets_an_opening_deposit(self):
+        await asyncio.to_thread(env.run_alembic, self.url, ("downgrade", "base"))
+        await asyncio.to_thread(env.run_alembic, self.url, ("upgrade", "0001"))
+        connection = await asyncpg.connect(env.asyncpg_dsn(self.url))
+        try:
+            async with connection.transaction():
+                await connection.execute(
+                    "INSERT INTO ledger_entries (txn_id, account_id, amount_msat, kind) VALUES"
+                    " ($1, (SELECT id FROM accounts WHERE kind = 'treasury'), -7000, 'payment'),"
+                    " ($1, (SELECT id FROM accounts WHERE kind = 'external'), 7000, 'payment')",
+                    uuid.uuid4(),
+                )
+                await connection.execute("UPDATE accounts SET held_msat = 500 WHERE kind = 'treasury'")
+        finally:
+            await connection.close()
+        await asyncio.to_thread(env.run_alembic, self.url, ("upgrade", "head"))
+        connection = await asyncpg.connect(env.asyncpg_dsn(self.url))
+        try:
+            treasury = await connection.fetchrow(
+                "SELECT balance_msat, held_msat FROM accounts WHERE kind = 'treasury'"
+            )
+            deposit = await connection.fetchrow(
+                "SELECT kind, amount_msat, reason, created_by FROM adjustments"
+            )
+            equity = await connection.fetchval("SELECT balance_msat FROM accounts WHERE kind = 'equity'")
+            totals = await connection.fetchval("SELECT sum(amount_msat) FROM ledger_entries")
+        finally:
+            await connection.close()
+        self.assertEqual(treasury["balance_msat"] - treasury["held_msat"], 0)
+        self.assertEqual(
+            (deposit["kind"], deposit["amount_msat"], deposit["created_by"]), ("deposit", 7500, None)
+        )
+        self.assertIn("opening deposit", deposit["reason"])
+        self.assertEqual((equity, totals), (-7500, 0))
+        # Entries are append-only: once deposits exist, 0002 cannot be undone, and says so.
+        with self.assertRaisesRegex(Exception, "treasury deposits were recorded"):
+            await asyncio.to_thread(env.run_alembic, self.url, ("downgrade", "base"))

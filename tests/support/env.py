@@ -88,6 +88,15 @@ async def create_database_if_missing(url: str) -> None:
         await admin.close()
 
 
+async def drop_database(url: str) -> None:
+    name = urlsplit(url).path.lstrip("/")
+    admin = await asyncpg.connect(asyncpg_dsn(with_database(url, "postgres")))
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
 def run_alembic(url: str, *commands: tuple[str, str | None]) -> None:
     """Run alembic commands (e.g. ("upgrade", "head")) against ``url`` in this process."""
     from alembic import command
