@@ -96,6 +96,12 @@ class DeferredLightningClient:
         async for item in _relay((await self._ready()).track_payment(payment_hash)):
             yield item
 
+    async def list_invoices(self, **kwargs: Any) -> list[Invoice]:
+        return await (await self._ready()).list_invoices(**kwargs)
+
+    async def list_payments(self, **kwargs: Any) -> list[PaymentUpdate]:
+        return await (await self._ready()).list_payments(**kwargs)
+
     async def channel_balance(self) -> ChannelBalance:
         return await (await self._ready()).channel_balance()
 

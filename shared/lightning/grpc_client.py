@@ -199,6 +199,32 @@ class GrpcLightningClient:
         async for msg in self._stream(call):
             yield convert.payment_update(msg)
 
+    async def list_invoices(
+        self, *, index_offset: int = 0, max_invoices: int = 1000, creation_date_start: int = 0
+    ) -> list[Invoice]:
+        req = ln.ListInvoiceRequest(
+            index_offset=index_offset, num_max_invoices=max_invoices, creation_date_start=creation_date_start
+        )
+        msg = await self._unary(self.lightning_stub.ListInvoices, req)
+        return [convert.invoice(item) for item in msg.invoices]
+
+    async def list_payments(
+        self,
+        *,
+        index_offset: int = 0,
+        max_payments: int = 1000,
+        include_incomplete: bool = True,
+        creation_date_start: int = 0,
+    ) -> list[PaymentUpdate]:
+        req = ln.ListPaymentsRequest(
+            index_offset=index_offset,
+            max_payments=max_payments,
+            include_incomplete=include_incomplete,
+            creation_date_start=creation_date_start,
+        )
+        msg = await self._unary(self.lightning_stub.ListPayments, req)
+        return [convert.payment_update(item) for item in msg.payments]
+
     async def channel_balance(self) -> ChannelBalance:
         msg = await self._unary(self.lightning_stub.ChannelBalance, ln.ChannelBalanceRequest())
         return convert.channel_balance(msg)

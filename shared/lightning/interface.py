@@ -59,6 +59,21 @@ class LightningClient(Protocol):
     def track_payment(self, payment_hash: bytes) -> AsyncIterator[PaymentUpdate]:
         """TrackPaymentV2: current state first, then updates (raises LightningNotFound if never sent)."""
 
+    async def list_invoices(
+        self, *, index_offset: int = 0, max_invoices: int = 1000, creation_date_start: int = 0
+    ) -> list[Invoice]:
+        """ListInvoices: up to ``max_invoices`` after ``add_index`` ``index_offset``, oldest first."""
+
+    async def list_payments(
+        self,
+        *,
+        index_offset: int = 0,
+        max_payments: int = 1000,
+        include_incomplete: bool = True,
+        creation_date_start: int = 0,
+    ) -> list[PaymentUpdate]:
+        """ListPayments: up to ``max_payments`` after ``payment_index`` ``index_offset``, oldest first."""
+
     async def channel_balance(self) -> ChannelBalance:
         """Sum of the node's channel balances."""
 

@@ -22,7 +22,7 @@ from tests.support.processes import api_process, managed_process, service_env
 from tests.support.simnet import Simnet
 
 
-def worker_env(case: DbCase, net: Simnet) -> dict[str, str]:
+def worker_env(case: DbCase, net: Simnet, overrides: dict[str, str] | None = None) -> dict[str, str]:
     alice = net.node("alice")
     return service_env(
         {
@@ -30,6 +30,7 @@ def worker_env(case: DbCase, net: Simnet) -> dict[str, str]:
             "LND_TLS_CERT_PATH": alice["tls_cert"],
             "LND_MACAROON_PATH": alice["admin_macaroon"],
             "LND_NETWORK": "regtest",
+            **(overrides or {}),
         },
         settings=case.settings,
     )
@@ -50,13 +51,13 @@ def worker_ready(case: DbCase):
 
 @contextlib.asynccontextmanager
 async def wallet_stack(
-    case: DbCase, *, serve_args: tuple[str, ...] = ()
+    case: DbCase, *, serve_args: tuple[str, ...] = (), worker_overrides: dict[str, str] | None = None
 ) -> AsyncIterator[tuple[Simnet, str]]:
     """simnet + one worker + the API; yields (simnet, API base URL)."""
     async with Simnet(serve_args=serve_args) as net:
         async with managed_process(
             [sys.executable, "-m", "lightning_worker"],
-            worker_env(case, net),
+            worker_env(case, net, worker_overrides),
             name="worker",
             ready=worker_ready(case),
             ready_timeout_s=30,
@@ -119,7 +120,15 @@ class LightningFlowTest(DbCase):
             status, body = await api.call("GET", "/api/v1/wallet/balance", admin)
             self.assertEqual((body["data"]["balanceSat"], body["data"]["heldSat"]), (100, 0))
 
-            # 4. Bob makes a 1000 sat invoice; 5. the admin pays it from the treasury
+            # 4. Bob makes a 1000 sat invoice; 5. the admin pays it from the treasury, once the operator
+            # recorded funds of its own on the node (make run does this on a fresh development setup)
+            status, body = await api.call(
+                "POST",
+                "/api/v1/admin/treasury/deposits",
+                admin,
+                {"amountSat": 5000, "reason": "operator float on alice"},
+            )
+            self.assertEqual(status, 201, body)
             bob_invoice = await net.cli("invoice", "--node", "bob", "--amt", "1000", "--memo", "from bob")
             status, body = await api.call(
                 "POST",

@@ -318,6 +318,33 @@ class FakeLightning:
             payment.status, payment.failure_reason = PaymentStatus.FAILED, ext.failure_reason
         payment.changed.set()
 
+    async def list_invoices(
+        self, *, index_offset: int = 0, max_invoices: int = 1000, creation_date_start: int = 0
+    ) -> list[Invoice]:
+        self._enter("list_invoices")
+        ordered = sorted(self.invoices.values(), key=lambda i: i.add_index)
+        picked = [i for i in ordered if i.add_index > index_offset and i.creation_date >= creation_date_start]
+        return picked[:max_invoices]
+
+    async def list_payments(
+        self,
+        *,
+        index_offset: int = 0,
+        max_payments: int = 1000,
+        include_incomplete: bool = True,
+        creation_date_start: int = 0,
+    ) -> list[PaymentUpdate]:
+        self._enter("list_payments")
+        ordered = sorted(self.payments.values(), key=lambda p: p.index)
+        picked = [
+            p.update()
+            for p in ordered
+            if p.index > index_offset
+            and (include_incomplete or p.status is PaymentStatus.SUCCEEDED)
+            and p.created_ns // 1_000_000_000 >= creation_date_start
+        ]
+        return picked[:max_payments]
+
     async def channel_balance(self) -> ChannelBalance:
         self._enter("channel_balance")
         return ChannelBalance(5_000_000_000, 5_000_000_000, 0, 0)
