@@ -11,7 +11,13 @@ from api_service.services import idempotency
 from shared import jobs, ledger
 from shared.db.models import Account, Payment
 from tests.api.test_wallet_invoices import WalletCase
-from tests.api.test_wallet_support import balance_msat, count_rows, insert_open_invoice, running_fake_worker
+from tests.api.test_wallet_support import (
+    balance_msat,
+    count_rows,
+    finish_payment,
+    insert_open_invoice,
+    running_fake_worker,
+)
 from tests.support import factories
 from tests.support.bolt11_factory import expired_payment_request, make_payment_request
 
@@ -324,6 +330,33 @@ class PaymentIdempotencyTest(WalletCase):
         self.assertEqual(len({(await r.json())["data"]["id"] for r in responses}), 1)
         self.assertEqual(await count_rows(self, Payment), 1)
         self.assertEqual((await balance_msat(self, user_id)).held_msat, 1_010_000)
+
+    async def test_the_same_invoice_spelled_another_way_is_the_same_request(self):
+        """A lightning: prefix or upper case means the same payment request: a replay, not 409."""
+        _user_id, headers = await self.user(balance_sat=10_000)
+        headers = {**headers, "Idempotency-Key": "pay-spelling"}
+        pr, _ = make_payment_request(amount_msat=1_000_000)
+        first = await self.client.post(URL, json={"paymentRequest": pr}, headers=headers)
+        for spelling in (f"lightning:{pr}", pr.upper(), f"LIGHTNING:{pr.upper()}", f"  {pr} "):
+            with self.subTest(spelling=spelling[:20]):
+                again = await self.client.post(URL, json={"paymentRequest": spelling}, headers=headers)
+                self.assertEqual(again.status, first.status, await again.text())
+                self.assertEqual((await again.json())["data"]["id"], (await first.json())["data"]["id"])
+        self.assertEqual(await count_rows(self, Payment), 1)
+
+    async def test_a_stored_202_is_replayed_with_the_rows_current_state(self):
+        _user_id, headers = await self.user(balance_sat=10_000)
+        headers = {**headers, "Idempotency-Key": "pay-later"}
+        pr, _ = make_payment_request(amount_msat=1_000_000)
+        first = await self.client.post(URL, json={"paymentRequest": pr}, headers=headers)
+        self.assertEqual(first.status, 202)
+        payment_id = uuid.UUID((await first.json())["data"]["id"])
+        async with self.sessions() as session, session.begin():
+            await finish_payment(session, payment_id, "succeeded")
+        again = await self.client.post(URL, json={"paymentRequest": pr}, headers=headers)
+        body = await again.json()
+        self.assertEqual((again.status, body["data"]["status"]), (200, "succeeded"), body)
+        self.assertIsNone(again.headers.get("Location"))
 
     async def test_key_committed_between_lookup_and_hash_check_is_replayed_not_refused(self):
         # The second request's key lookup runs just before the first request commits; its
