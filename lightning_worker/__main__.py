@@ -25,7 +25,13 @@ def main() -> int:
     configure_logging(settings.log_level)
     asyncio.set_event_loop(uvloop.new_event_loop())
     worker = create_worker(build_worker_settings(settings))
-    worker.run()
+    try:
+        worker.run()
+    except (asyncio.CancelledError, Exception):
+        # arq's close() can re-raise the cancellation of jobs it was stopping; after a refusal to
+        # run that is expected, and the refusal is what the exit status must say.
+        if not FATAL_ERRORS:
+            raise
     if FATAL_ERRORS:
         print(f"lightning_worker: {FATAL_ERRORS[0]}", file=sys.stderr)
         return 3
