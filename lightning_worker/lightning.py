@@ -43,10 +43,20 @@ class DeferredLightningClient:
         return await self._get().get_info()
 
     async def add_invoice(
-        self, *, value_msat: int, memo: str, expiry_s: int, preimage: bytes
+        self,
+        *,
+        value_msat: int,
+        memo: str,
+        expiry_s: int,
+        preimage: bytes,
+        description_hash: bytes | None = None,
     ) -> AddedInvoice:
         return await self._get().add_invoice(
-            value_msat=value_msat, memo=memo, expiry_s=expiry_s, preimage=preimage
+            value_msat=value_msat,
+            memo=memo,
+            expiry_s=expiry_s,
+            preimage=preimage,
+            description_hash=description_hash,
         )
 
     async def lookup_invoice(self, payment_hash: bytes) -> Invoice:

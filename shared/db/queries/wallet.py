@@ -35,6 +35,7 @@ async def insert_invoice(
     memo: str,
     expiry_s: int,
     webhook_url: str | None,
+    description_hash: bytes | None = None,
 ) -> Invoice:
     statement = (
         insert(Invoice)
@@ -45,6 +46,7 @@ async def insert_invoice(
             memo=memo,
             expiry_s=expiry_s,
             webhook_url=webhook_url,
+            description_hash=description_hash,
             state="pending",
         )
         .returning(Invoice)
