@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from api_service import health
+from api_service import health, lndhub, lnurl
 from api_service.handlers import admin, auth, docs, invoices, payments, stream, users, wallet
 
 
@@ -18,3 +18,5 @@ def setup(app: web.Application) -> None:
     payments.setup(app)
     stream.setup(app)
     admin.setup(app)
+    lndhub.setup(app)
+    lnurl.setup(app)

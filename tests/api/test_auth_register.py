@@ -7,7 +7,16 @@ from tests.support import env
 from tests.support.cases import ApiCase
 
 URL = "/api/v1/auth/register"
-USER_KEYS = {"id", "username", "role", "isActive", "createdAt", "updatedAt", "lastLoginAt"}
+USER_KEYS = {
+    "id",
+    "username",
+    "role",
+    "isActive",
+    "createdAt",
+    "updatedAt",
+    "lastLoginAt",
+    "lightningAddress",
+}
 
 
 async def error_of(test, response, status, code):
