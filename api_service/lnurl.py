@@ -18,7 +18,7 @@ from api_service import openapi, ratelimit
 from api_service.handlers.auth import client_ip
 from api_service.handlers.invoices import wallet_deps
 from api_service.keys import ARQ, SETTINGS
-from api_service.middleware import add_error_renderer
+from api_service.middleware import ErrorInfo, add_error_renderer
 from api_service.services import lightning_address
 from api_service.validation import parse_query
 
@@ -49,20 +49,12 @@ class InvoiceOut(pydantic.BaseModel):
     routes: list[Any]
 
 
-def render(
-    request: web.Request,
-    exc: BaseException,
-    *,
-    status: int,
-    code: str,
-    message: str,
-    details: Any = None,
-    headers: dict[str, str] | None = None,
-) -> web.Response:
+def render(request: web.Request, exc: BaseException, info: ErrorInfo) -> web.Response:
     """LUD-06's error shape for every error under the LNURL paths."""
-    if status == 400 and isinstance(details, list) and details:
+    message, details = info.message, info.details
+    if info.status == 400 and isinstance(details, list) and details:
         message = f"{details[0].get('field', 'query')}: {details[0].get('message', message)}"
-    return web.json_response({"status": "ERROR", "reason": message}, status=status, headers=headers)
+    return web.json_response({"status": "ERROR", "reason": message}, status=info.status, headers=info.headers)
 
 
 async def pay_request(request: web.Request) -> web.Response:

@@ -9,6 +9,7 @@ import logging
 import re
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -26,9 +27,21 @@ access = logging.getLogger("api.access")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
-# renderer(request, exc, status=, code=, message=, details=, headers=) -> Response; exc is the
-# exception being rendered (an AppError, an aiohttp HTTPException or anything unexpected).
-ErrorRenderer = Callable[..., web.Response]
+
+@dataclass(frozen=True, slots=True)
+class ErrorInfo:
+    """What the middleware decided about an error; a renderer only chooses the body around it."""
+
+    status: int
+    code: str
+    message: str
+    details: Any = None
+    headers: dict[str, str] | None = None
+
+
+# renderer(request, exc, info) -> Response; exc is the exception being rendered (an AppError, an
+# aiohttp HTTPException or anything unexpected).
+ErrorRenderer = Callable[[web.Request, BaseException, ErrorInfo], web.Response]
 ERROR_RENDERERS = web.AppKey("error_renderers", list)
 
 
@@ -44,7 +57,7 @@ def _render(request: web.Request, exc: BaseException, **fields: Any) -> web.Resp
     path = request.path
     for prefixes, renderer in request.app.get(ERROR_RENDERERS, ()):
         if any(path.startswith(prefix) or path == prefix.rstrip("/") for prefix in prefixes):
-            return renderer(request, exc, **fields)
+            return renderer(request, exc, ErrorInfo(**fields))
     return error(request, **fields)
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
+from api_service.middleware import ErrorInfo
 from shared import errors
 
 log = logging.getLogger("api.lndhub")
@@ -80,21 +81,14 @@ def body(code: int, message: str) -> dict[str, Any]:
     return {"error": True, "code": code, "message": message}
 
 
-def render(
-    request: web.Request,
-    exc: BaseException,
-    *,
-    status: int,
-    code: str,
-    message: str,
-    details: Any = None,
-    headers: dict[str, str] | None = None,
-) -> web.Response:
+def render(request: web.Request, exc: BaseException, info: ErrorInfo) -> web.Response:
     """The error middleware's renderer for /lndhub: same status and message, LndHub's body."""
-    if status >= 500 and isinstance(details, dict) and "errorId" in details:
+    message, details = info.message, info.details
+    if info.status >= 500 and isinstance(details, dict) and "errorId" in details:
         message = f"{message} (error id {details['errorId']})"
-    elif status == 400 and isinstance(details, list) and details:
+    elif info.status == 400 and isinstance(details, list) and details:
         # Say which field is wrong, as the envelope's details would.
         first = details[0]
         message = f"Bad arguments: {first.get('field', 'body')}: {first.get('message', message)}"
-    return web.json_response(body(lndhub_code(exc, status), message), status=status, headers=headers)
+    code = lndhub_code(exc, info.status)
+    return web.json_response(body(code, message), status=info.status, headers=info.headers)

@@ -55,9 +55,11 @@ class LndHubFlowTest(DbCase):
             aiohttp.ClientSession(base_url) as http,
         ):
             alice_pubkey = (await net.cli("info", "--node", "alice"))["identity_pubkey"]
-            for form, bare in ((False, False), (True, True)):
-                with self.subTest(form=form, bare=bare):
-                    await self.flow(net, Hub(http, form=form, bare=bare), alice_pubkey)
+            hubs = [Hub(http, form=False, bare=False), Hub(http, form=True, bare=True)]
+            for hub in hubs:
+                with self.subTest(form=hub.form, bare=hub.bare):
+                    await self.flow(net, hub, alice_pubkey)
+            await self.internal_payment(*hubs)
             await self.bad_inputs(Hub(http, form=False, bare=False))
         async with self.sessions() as session:
             self.assertEqual(await ledger_totals(session), (0, 0))
@@ -116,6 +118,20 @@ class LndHubFlowTest(DbCase):
         self.assertEqual(
             (await hub.ok("GET", "/balance"))["BTC"]["AvailableBalance"], (300_000 - fee_msat) // 1000
         )
+
+    async def internal_payment(self, payer: Hub, payee: Hub) -> None:
+        """One account of ours pays another's invoice: settled inside Postgres by the same payments
+        service, no fee, and the payee sees it paid."""
+        before = [(await hub.ok("GET", "/balance"))["BTC"]["AvailableBalance"] for hub in (payer, payee)]
+        added = await payee.ok("POST", "/addinvoice", {"amt": 40, "memo": "between us"})
+        sent = await payer.ok("POST", "/payinvoice", {"invoice": added["payment_request"]})
+        self.assertEqual(
+            hashlib.sha256(buffer_bytes(sent["payment_preimage"])).hexdigest(), added["payment_hash"]
+        )
+        self.assertEqual(sent["payment_route"]["total_fees_msat"], "0")
+        self.assertEqual(await payee.ok("GET", f"/checkpayment/{added['payment_hash']}"), {"paid": True})
+        after = [(await hub.ok("GET", "/balance"))["BTC"]["AvailableBalance"] for hub in (payer, payee)]
+        self.assertEqual(after, [before[0] - 40, before[1] + 40])
 
     async def bad_inputs(self, hub: Hub) -> None:
         created = await hub.ok("POST", "/create", {})
