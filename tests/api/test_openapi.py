@@ -7,6 +7,7 @@ from pydantic import BaseModel
 from api_service import openapi
 from api_service.schemas.auth import RegisterRequest
 from api_service.schemas.users import UserOut
+from tests.api.test_users_access import USER_KEYS
 from tests.support.cases import ApiCase
 
 EXPECTED = {
@@ -71,19 +72,7 @@ class OpenApiTest(ApiCase):
         self.assertIn("201", register["responses"])
         self.assertNotIn("security", register)
         user = doc["components"]["schemas"]["UserOut"]
-        self.assertEqual(
-            set(user["properties"]),
-            {
-                "id",
-                "username",
-                "role",
-                "isActive",
-                "createdAt",
-                "updatedAt",
-                "lastLoginAt",
-                "lightningAddress",
-            },
-        )
+        self.assertEqual(set(user["properties"]), USER_KEYS)
         self.assertNotIn("passwordHash", str(doc))
 
     async def test_auth_pagination_and_parameters(self):
