@@ -1,11 +1,16 @@
 """Request ids and the one error middleware: every response, including aiohttp's own errors and
-unexpected exceptions, leaves in the envelope of DESIGN §3."""
+unexpected exceptions, leaves in the envelope of DESIGN §3 — or, under a path prefix a protocol
+adapter claimed with :func:`add_error_renderer` (LndHub, LNURL), in that protocol's own error shape.
+Either way one place decides status, code and message; the renderer only chooses the body."""
 
 from __future__ import annotations
 
 import logging
 import re
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 import redis.exceptions
@@ -21,6 +26,40 @@ log = logging.getLogger("api")
 access = logging.getLogger("api.access")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorInfo:
+    """What the middleware decided about an error; a renderer only chooses the body around it."""
+
+    status: int
+    code: str
+    message: str
+    details: Any = None
+    headers: dict[str, str] | None = None
+
+
+# renderer(request, exc, info) -> Response; exc is the exception being rendered (an AppError, an
+# aiohttp HTTPException or anything unexpected).
+ErrorRenderer = Callable[[web.Request, BaseException, ErrorInfo], web.Response]
+ERROR_RENDERERS = web.AppKey("error_renderers", list)
+
+
+def add_error_renderer(app: web.Application, prefixes: tuple[str, ...], renderer: ErrorRenderer) -> None:
+    """Render the errors of requests under ``prefixes`` (each ending in "/", which also matches the
+    bare prefix without it) with ``renderer`` instead of the envelope."""
+    if ERROR_RENDERERS not in app:
+        app[ERROR_RENDERERS] = []
+    app[ERROR_RENDERERS].append((prefixes, renderer))
+
+
+def _render(request: web.Request, exc: BaseException, **fields: Any) -> web.Response:
+    path = request.path
+    for prefixes, renderer in request.app.get(ERROR_RENDERERS, ()):
+        if any(path.startswith(prefix) or path == prefix.rstrip("/") for prefix in prefixes):
+            return renderer(request, exc, ErrorInfo(**fields))
+    return error(request, **fields)
+
 
 # aiohttp raises these itself (unknown route, wrong method, body over client_max_size, ...).
 _HTTP_CODES = {
@@ -58,8 +97,9 @@ async def error_middleware(request: web.Request, handler):
         return await handler(request)
     except AppError as exc:
         headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, RateLimited) else None
-        response = error(
+        response = _render(
             request,
+            exc,
             status=exc.status,
             code=exc.code,
             message=exc.message,
@@ -75,8 +115,8 @@ async def error_middleware(request: web.Request, handler):
         code, message = _HTTP_CODES.get(exc.status, ("HTTP_ERROR", exc.reason))
         headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
         details = {"maxBytes": request.app[SETTINGS].max_body_bytes} if exc.status == 413 else None
-        response = error(
-            request, status=exc.status, code=code, message=message, details=details, headers=headers
+        response = _render(
+            request, exc, status=exc.status, code=code, message=message, details=details, headers=headers
         )
         if exc.status == 413:
             # The rest of an over-size body is never read: do not let the client reuse the connection.
@@ -94,8 +134,9 @@ async def error_middleware(request: web.Request, handler):
                     "error": type(exc).__name__,
                 },
             )
-            return error(
+            return _render(
                 request,
+                exc,
                 status=503,
                 code="UNAVAILABLE",
                 message="Service temporarily unavailable, retry shortly",
@@ -111,8 +152,9 @@ async def error_middleware(request: web.Request, handler):
                 "method": request.method,
             },
         )
-        return error(
+        return _render(
             request,
+            exc,
             status=500,
             code="INTERNAL_ERROR",
             message="Internal server error",

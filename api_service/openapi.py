@@ -14,7 +14,10 @@ Usage, in a handler module's ``setup(app)``::
 - ``status``: the success status; 204 renders no body. ``paginated=True`` adds ``pagination``.
 - ``query_model``: its fields become query parameters; ``{name}`` segments become path parameters.
 - Every response is documented inside the envelope of DESIGN §3 (``success``/``data``/``meta``, or
-  ``error`` with ``code``/``message``/``details``).
+  ``error`` with ``code``/``message``/``details``), except with ``protocol="lndhub"`` or ``"lnurl"``:
+  those operations answer the bare ``response_model`` (a JSON array of it with ``array=True``), take
+  their body as JSON or a form (LndHub), and their errors in the protocol's own shape (``LndHubError``
+  ``{error, code, message}``; ``LnurlError`` ``{status: "ERROR", reason}``).
 
 Registering the same method and path again replaces the entry, so calling it from ``setup`` for
 every app a process builds (tests build many) is harmless.
@@ -31,7 +34,10 @@ import pydantic
 from pydantic.json_schema import models_json_schema
 
 Auth = Literal["user", "admin"] | None
+Protocol = Literal["lndhub", "lnurl"] | None
 REF = "#/components/schemas/{model}"
+_PROTOCOL_ERRORS = {None: "ErrorEnvelope", "lndhub": "LndHubError", "lnurl": "LnurlError"}
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 _ERROR_TEXT = {
     400: "Validation error (VALIDATION_ERROR), malformed JSON",
@@ -44,6 +50,26 @@ _ERROR_TEXT = {
     422: "Cannot be carried out (INSUFFICIENT_BALANCE, INVOICE_EXPIRED, ...)",
     429: "Rate limited (RATE_LIMITED); see the Retry-After header",
     503: "Unavailable (UNAVAILABLE)",
+}
+_PROTOCOL_ERROR_TEXT = {
+    "lndhub": {
+        400: "Bad arguments (code 8), not a valid invoice (4), payment failed (10)",
+        401: "Bad auth (code 1)",
+        403: "Not allowed here (code 6 or 1)",
+        404: "Not found (code 8)",
+        409: "Payment in transit (code 9) or already paid (10)",
+        413: "Body too large (code 8)",
+        422: "Not enough balance (code 2) or an invoice that cannot be paid (4)",
+        429: "Rate limited (code 6); see the Retry-After header",
+        502: "Node failure (code 7)",
+        503: "Node failure (code 7) or unavailable (6)",
+    },
+    "lnurl": {
+        400: "A bad amount or comment (status ERROR)",
+        404: "No such user (status ERROR)",
+        429: "Rate limited (status ERROR); see the Retry-After header",
+        503: "The node did not make the invoice in time (status ERROR)",
+    },
 }
 
 
@@ -61,6 +87,8 @@ class Operation:
     errors: tuple[int, ...] = ()
     tags: tuple[str, ...] = ()
     description: str = ""
+    protocol: Protocol = None
+    array: bool = False
 
 
 _operations: dict[tuple[str, str], Operation] = {}
@@ -80,10 +108,14 @@ def register(
     errors: Iterable[int] = (),
     tags: Iterable[str] = (),
     description: str = "",
+    protocol: Protocol = None,
+    array: bool = False,
 ) -> None:
     """Describe one operation (see the module docstring)."""
     if auth not in ("user", "admin", None):
         raise ValueError(f"auth must be 'user', 'admin' or None, not {auth!r}")
+    if protocol not in _PROTOCOL_ERRORS:
+        raise ValueError(f"protocol must be 'lndhub', 'lnurl' or None, not {protocol!r}")
     operation = Operation(
         method=method.upper(),
         path=path,
@@ -97,6 +129,8 @@ def register(
         errors=tuple(errors),
         tags=tuple(tags),
         description=description,
+        protocol=protocol,
+        array=array,
     )
     _operations[(operation.method, path)] = operation
 
@@ -118,8 +152,9 @@ def build_document(*, title: str = "lightning-wallet API", version: str = "1.0.0
         "info": {
             "title": title,
             "version": version,
-            "description": "Custodial Lightning wallet. Every JSON response uses the envelope "
-            "{success, data | error, meta}; amounts are integers in sats.",
+            "description": "Custodial Lightning wallet. Every JSON response under /api/v1 uses the "
+            "envelope {success, data | error, meta}; amounts are integers in sats. The LndHub (/lndhub) "
+            "and LNURL-pay (/.well-known/lnurlp, /lnurlp) routes speak their own protocols.",
         },
         "paths": paths,
         "components": {
@@ -153,10 +188,11 @@ def _operation(op: Operation, schema_of: dict[tuple[type, str], dict[str, Any]])
     if parameters:
         entry["parameters"] = parameters
     if op.request_model is not None:
-        entry["requestBody"] = {
-            "required": True,
-            "content": {"application/json": {"schema": schema_of[(op.request_model, "validation")]}},
-        }
+        schema = schema_of[(op.request_model, "validation")]
+        content = {"application/json": {"schema": schema}}
+        if op.protocol == "lndhub":
+            content.update({media: {"schema": schema} for media in _FORM_TYPES})
+        entry["requestBody"] = {"required": op.protocol is None, "content": content}
     if op.auth is not None:
         entry["security"] = [{"bearerAuth": []}]
         entry["x-role"] = op.auth
@@ -168,6 +204,14 @@ def _responses(op: Operation, schema_of: dict[tuple[type, str], dict[str, Any]])
     responses: dict[str, Any] = {}
     if op.status == 204:
         responses["204"] = {"description": "No content"}
+    elif op.protocol is not None:
+        data = schema_of[(op.response_model, "serialization")] if op.response_model is not None else {}
+        if op.array:
+            data = {"type": "array", "items": data}
+        responses[str(op.status)] = {
+            "description": "Success",
+            "content": {"application/json": {"schema": data}},
+        }
     else:
         data: dict[str, Any] = {}
         if op.response_model is not None:
@@ -195,14 +239,16 @@ def _responses(op: Operation, schema_of: dict[tuple[type, str], dict[str, Any]])
     if op.request_model is not None or op.query_model is not None:
         codes |= {400}
     if op.request_model is not None:
-        codes |= {413, 415}
+        codes |= {413} if op.protocol == "lndhub" else {413, 415}
     if op.auth is not None:
         codes |= {401}
     if op.auth == "admin":
         codes |= {403}
+    error_model = _PROTOCOL_ERRORS[op.protocol]
+    texts = _PROTOCOL_ERROR_TEXT.get(op.protocol or "", _ERROR_TEXT)
     for code in sorted(codes):
-        content = {"application/json": {"schema": {"$ref": REF.format(model="ErrorEnvelope")}}}
-        responses[str(code)] = {"description": _ERROR_TEXT.get(code, "Error"), "content": content}
+        content = {"application/json": {"schema": {"$ref": REF.format(model=error_model)}}}
+        responses[str(code)] = {"description": texts.get(code, "Error"), "content": content}
     return responses
 
 
@@ -264,4 +310,29 @@ def _envelope_schemas() -> dict[str, Any]:
             "meta": {"$ref": REF.format(model="Meta")},
         },
     }
-    return {"Meta": meta, "Pagination": pagination, "ErrorEnvelope": error}
+    lndhub_error = {
+        "type": "object",
+        "required": ["error", "code", "message"],
+        "properties": {
+            "error": {"const": True},
+            "code": {
+                "type": "integer",
+                "enum": [1, 2, 4, 6, 7, 8, 9, 10],
+                "description": "1 bad auth, 2 not enough balance, 4 not a valid invoice, 6 general error, "
+                "7 node failure, 8 bad arguments, 9 payment in transit, 10 payment failed",
+            },
+            "message": {"type": "string"},
+        },
+    }
+    lnurl_error = {
+        "type": "object",
+        "required": ["status", "reason"],
+        "properties": {"status": {"const": "ERROR"}, "reason": {"type": "string"}},
+    }
+    return {
+        "Meta": meta,
+        "Pagination": pagination,
+        "ErrorEnvelope": error,
+        "LndHubError": lndhub_error,
+        "LnurlError": lnurl_error,
+    }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from api_service import health
+from api_service import health, lndhub, lnurl
 from api_service.handlers import admin, auth, docs, invoices, payments, stream, treasury, users, wallet
 
 
@@ -19,3 +19,5 @@ def setup(app: web.Application) -> None:
     stream.setup(app)
     admin.setup(app)
     treasury.setup(app)
+    lndhub.setup(app)
+    lnurl.setup(app)

@@ -213,6 +213,7 @@ class Supervisor:
     def banner(self, base_url: str, seed_lines: list[str], with_simnet: bool) -> None:
         say("")
         say(f"lightning-wallet is up: {base_url}  (API {base_url}/api/v1)")
+        say(f"wallet apps (LndHub): lndhub://<username>:<password>@{base_url}/lndhub")
         for line in seed_lines:
             say(f"  {line}")
         if with_simnet:

@@ -61,7 +61,11 @@ async def create_invoice(ctx: dict[str, Any], invoice_id: str) -> dict[str, Any]
     started_s = int(time.time())  # LND's creation_date is >= this: our expiry is never later than LND's
     try:
         added = await context.lightning.add_invoice(
-            value_msat=row.amount_msat, memo=row.memo, expiry_s=expiry_s, preimage=preimage
+            value_msat=row.amount_msat,
+            memo=row.memo,
+            expiry_s=expiry_s,
+            preimage=preimage,
+            description_hash=row.description_hash,
         )
         payment_request, add_index, created_s = added.payment_request, added.add_index, started_s
         found: Invoice | None = None

@@ -65,10 +65,20 @@ class DeferredLightningClient:
         return await (await self._ready()).get_info()
 
     async def add_invoice(
-        self, *, value_msat: int, memo: str, expiry_s: int, preimage: bytes
+        self,
+        *,
+        value_msat: int,
+        memo: str,
+        expiry_s: int,
+        preimage: bytes,
+        description_hash: bytes | None = None,
     ) -> AddedInvoice:
         return await (await self._ready()).add_invoice(
-            value_msat=value_msat, memo=memo, expiry_s=expiry_s, preimage=preimage
+            value_msat=value_msat,
+            memo=memo,
+            expiry_s=expiry_s,
+            preimage=preimage,
+            description_hash=description_hash,
         )
 
     async def lookup_invoice(self, payment_hash: bytes) -> Invoice:

@@ -12,8 +12,9 @@ import os
 import secrets
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIN_SECRET_BYTES = 32
@@ -35,6 +36,9 @@ class Settings(BaseSettings):
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)
+    public_url: str | None = Field(
+        None, description="base URL clients reach the API at; default http://API_HOST:API_PORT"
+    )
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
 
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/lightning_wallet"
@@ -47,12 +51,15 @@ class Settings(BaseSettings):
     refresh_token_ttl: int = Field(30 * 24 * 3600, ge=300, le=365 * 24 * 3600, description="seconds")
     admin_key: SecretStr | None = None
     bcrypt_cost: int = Field(12, ge=4, le=16)
+    lndhub_allow_create: bool | None = Field(None, description="default: true in development only")
+    lndhub_access_token_ttl: int = Field(2 * 24 * 3600, ge=60, le=30 * 24 * 3600, description="seconds")
     preimage_secret: SecretStr | None = None
 
     rate_limit_login_per_ip: int = Field(30, ge=1, description="per minute")
     rate_limit_login_per_username: int = Field(10, ge=1, description="per minute")
     rate_limit_register_per_ip: int = Field(10, ge=1, description="per minute")
     rate_limit_payments_per_user: int = Field(120, ge=1, description="per minute")
+    rate_limit_lnurl_per_ip: int = Field(60, ge=1, description="per minute")
 
     lnd_grpc_host: str = "127.0.0.1:10009"
     lnd_tls_cert_path: Path = Path(".run/simnet/alice/tls.cert")
@@ -97,6 +104,33 @@ class Settings(BaseSettings):
         if self.admin_key is not None and len(self.admin_key.get_secret_value()) < 16:
             raise ValueError("ADMIN_KEY is too weak: use at least 16 characters, or leave it unset")
         return self
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("PUBLIC_URL must be an http(s) URL with a host, e.g. https://wallet.example.com")
+        if parts.query or parts.fragment or parts.username or parts.password:
+            raise ValueError("PUBLIC_URL must not have a query, fragment or credentials")
+        return f"{parts.scheme}://{parts.netloc}{parts.path}".rstrip("/")
+
+    @property
+    def public_base_url(self) -> str:
+        """Where clients reach the API (no trailing slash): LNURL callbacks and Lightning Addresses."""
+        if self.public_url is not None:
+            return self.public_url
+        host = f"[{self.api_host}]" if ":" in self.api_host else self.api_host
+        return f"http://{host}:{self.api_port}"
+
+    @property
+    def lndhub_create_allowed(self) -> bool:
+        """LndHub POST /create makes anonymous accounts: on by default only in development."""
+        if self.lndhub_allow_create is None:
+            return self.environment == "development"
+        return self.lndhub_allow_create
 
     @property
     def jwt_key(self) -> bytes:

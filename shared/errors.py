@@ -16,6 +16,7 @@ logged error id and no internals in the body.
     ├── Conflict                   409 CONFLICT
     │   ├── UsernameTaken          409 USERNAME_TAKEN
     │   ├── AlreadyPaid            409 ALREADY_PAID
+    │   ├── PaymentInProgress      409 CONFLICT          (a payment of this hash is pending / in flight)
     │   └── IdempotencyConflict    409 IDEMPOTENCY_CONFLICT
     ├── PayloadTooLarge            413 PAYLOAD_TOO_LARGE
     ├── UnsupportedMediaType       415 UNSUPPORTED_MEDIA_TYPE
@@ -93,6 +94,12 @@ class UsernameTaken(Conflict):
 
 class AlreadyPaid(Conflict):
     code, default_message = "ALREADY_PAID", "This invoice has already been paid"
+
+
+class PaymentInProgress(Conflict):
+    """Same wire code as Conflict; its own class so protocol adapters can tell it apart (LndHub 9)."""
+
+    default_message = "A payment of this invoice is already in progress"
 
 
 class IdempotencyConflict(Conflict):

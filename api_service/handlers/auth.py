@@ -5,10 +5,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from api_service import openapi
+from api_service.handlers.users import user_model
 from api_service.keys import ARQ, SESSIONS, SETTINGS
 from api_service.responses import ok
 from api_service.schemas.auth import AuthOut, LoginRequest, LogoutRequest, RefreshRequest, RegisterRequest
-from api_service.schemas.users import UserOut
 from api_service.security import require_user
 from api_service.services import auth
 from api_service.validation import dump, parse_body
@@ -23,10 +23,10 @@ def client_ip(request: web.Request) -> str:
     return request.remote or "unknown"
 
 
-def _pair_out(pair: auth.TokenPair) -> dict:
+def _pair_out(request: web.Request, pair: auth.TokenPair) -> dict:
     return dump(
         AuthOut(
-            user=UserOut.model_validate(pair.user),
+            user=user_model(request.app[SETTINGS], pair.user),
             access_token=pair.access_token,
             refresh_token=pair.refresh_token,
             expires_in=pair.expires_in,
@@ -45,7 +45,7 @@ async def register(request: web.Request) -> web.Response:
         admin_key=body.admin_key,
         client_ip=client_ip(request),
     )
-    return ok(request, _pair_out(pair), status=201, headers=NO_STORE)
+    return ok(request, _pair_out(request, pair), status=201, headers=NO_STORE)
 
 
 async def login(request: web.Request) -> web.Response:
@@ -58,13 +58,13 @@ async def login(request: web.Request) -> web.Response:
         password=body.password,
         client_ip=client_ip(request),
     )
-    return ok(request, _pair_out(pair), headers=NO_STORE)
+    return ok(request, _pair_out(request, pair), headers=NO_STORE)
 
 
 async def refresh(request: web.Request) -> web.Response:
     body = await parse_body(request, RefreshRequest)
     pair = await auth.refresh(request.app[SESSIONS], request.app[SETTINGS], refresh_token=body.refresh_token)
-    return ok(request, _pair_out(pair), headers=NO_STORE)
+    return ok(request, _pair_out(request, pair), headers=NO_STORE)
 
 
 async def logout(request: web.Request) -> web.Response:

@@ -10,18 +10,27 @@ from api_service.responses import ok, ok_list
 from api_service.schemas.users import UserListQuery, UserOut, UserUpdate
 from api_service.security import require_admin, require_user
 from api_service.services import users
+from api_service.services.lightning_address import lightning_address
 from api_service.validation import dump, parse_body, parse_query, path_uuid
+from shared.config import Settings
 
 PREFIX = "/api/v1/users"
 
 
-def _out(user) -> dict:
-    return dump(UserOut.model_validate(user))
+def user_model(settings: Settings, user) -> UserOut:
+    """The user as the API shows it, with its Lightning Address."""
+    out = UserOut.model_validate(user)
+    out.lightning_address = lightning_address(settings, user.username)
+    return out
+
+
+def _out(request: web.Request, user) -> dict:
+    return dump(user_model(request.app[SETTINGS], user))
 
 
 async def me(request: web.Request) -> web.Response:
     actor = await require_user(request)
-    return ok(request, _out(await users.get_user(request.app[SESSIONS], actor, actor.id)))
+    return ok(request, _out(request, await users.get_user(request.app[SESSIONS], actor, actor.id)))
 
 
 async def list_users(request: web.Request) -> web.Response:
@@ -31,14 +40,14 @@ async def list_users(request: web.Request) -> web.Response:
         request.app[SESSIONS], search=query.q, offset=query.offset, limit=query.page_size
     )
     return ok_list(
-        request, [_out(row) for row in rows], page=query.page, page_size=query.page_size, total=total
+        request, [_out(request, row) for row in rows], page=query.page, page_size=query.page_size, total=total
     )
 
 
 async def get_user(request: web.Request) -> web.Response:
     actor = await require_user(request)
     user = await users.get_user(request.app[SESSIONS], actor, path_uuid(request))
-    return ok(request, _out(user))
+    return ok(request, _out(request, user))
 
 
 async def update_user(request: web.Request) -> web.Response:
@@ -53,13 +62,13 @@ async def update_user(request: web.Request) -> web.Response:
         user_id=user_id,
         changes=changes,
     )
-    return ok(request, _out(user))
+    return ok(request, _out(request, user))
 
 
 async def delete_user(request: web.Request) -> web.Response:
     actor = await require_admin(request)
     user = await users.deactivate_user(request.app[SESSIONS], actor=actor, user_id=path_uuid(request))
-    return ok(request, _out(user))
+    return ok(request, _out(request, user))
 
 
 def setup(app: web.Application) -> None:

@@ -49,6 +49,9 @@ class UserOut(OutModel):
     created_at: datetime
     updated_at: datetime
     last_login_at: datetime | None
+    lightning_address: str | None = Field(
+        None, description="username@host (host of PUBLIC_URL): LNURL-pay address paying this user"
+    )
 
 
 class UserUpdate(ApiModel):

@@ -7,6 +7,7 @@ InvalidCredentials after the same amount of bcrypt work (a dummy hash stands in 
 from __future__ import annotations
 
 import hmac
+import secrets
 import uuid
 from dataclasses import dataclass
 
@@ -16,13 +17,21 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from api_service import ratelimit
 from api_service.services import passwords, refresh_tokens
 from api_service.services.tokens import issue_access_token
-from api_service.services.users import insert_user_with_account
+from api_service.services.users import create_user, insert_user_with_account
 from shared.config import Settings
 from shared.db.models import User
 from shared.db.queries import users as queries
-from shared.errors import Forbidden, InvalidCredentials, Unauthorized
+from shared.errors import Forbidden, InvalidCredentials, ServiceUnavailable, Unauthorized, UsernameTaken
 
 RATE_WINDOW_S = 60
+GENERATED_LOGIN_BYTES = 10  # 20 hex characters: a valid username
+GENERATED_PASSWORD_BYTES = 20  # 40 hex characters, 160 bits (bcrypt reads up to 72 bytes)
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratedCredentials:
+    username: str
+    password: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,15 +53,18 @@ def _role_for(settings: Settings, admin_key: str | None) -> str:
 
 
 async def _pair(
-    session: AsyncSession, settings: Settings, user: User, family_id: uuid.UUID | None = None
+    session: AsyncSession,
+    settings: Settings,
+    user: User,
+    family_id: uuid.UUID | None = None,
+    access_ttl_s: int | None = None,
 ) -> TokenPair:
     refresh = await refresh_tokens.issue(
         session, user_id=user.id, ttl_s=settings.refresh_token_ttl, family_id=family_id
     )
-    access = issue_access_token(settings, user_id=user.id, role=user.role)
-    return TokenPair(
-        user=user, access_token=access, refresh_token=refresh, expires_in=settings.access_token_ttl
-    )
+    ttl_s = settings.access_token_ttl if access_ttl_s is None else access_ttl_s
+    access = issue_access_token(settings, user_id=user.id, role=user.role, ttl_s=ttl_s)
+    return TokenPair(user=user, access_token=access, refresh_token=refresh, expires_in=ttl_s)
 
 
 async def register(
@@ -66,7 +78,7 @@ async def register(
     client_ip: str,
 ) -> TokenPair:
     """Create a user (admin if ``admin_key`` matches ADMIN_KEY) with its ledger account and a first pair."""
-    await ratelimit.hit(redis, f"register:ip:{client_ip}", settings.rate_limit_register_per_ip, RATE_WINDOW_S)
+    await _count_registration(redis, settings, client_ip)
     role = _role_for(settings, admin_key)
     password_hash = await passwords.hash_password(password, settings.bcrypt_cost)
     async with sessions() as session, session.begin():
@@ -74,6 +86,28 @@ async def register(
             session, username=username, password_hash=password_hash, role=role
         )
         return await _pair(session, settings, user)
+
+
+async def _count_registration(redis: Redis, settings: Settings, client_ip: str) -> None:
+    await ratelimit.hit(redis, f"register:ip:{client_ip}", settings.rate_limit_register_per_ip, RATE_WINDOW_S)
+
+
+async def register_generated(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, redis: Redis, *, client_ip: str
+) -> GeneratedCredentials:
+    """A new user with a generated name and password (LndHub ``/create``): the same rate limit,
+    bcrypt and user + ledger account insert as :func:`register`. The password is returned once and
+    only its hash is kept."""
+    await _count_registration(redis, settings, client_ip)
+    for _ in range(3):  # 80 random bits per name: a collision is all but impossible; never loop forever
+        username = secrets.token_hex(GENERATED_LOGIN_BYTES)
+        password = secrets.token_hex(GENERATED_PASSWORD_BYTES)
+        try:
+            await create_user(sessions, settings, username=username, password=password)
+        except UsernameTaken:
+            continue
+        return GeneratedCredentials(username=username, password=password)
+    raise ServiceUnavailable("Could not generate an unused login, try again")
 
 
 async def login(
@@ -84,8 +118,10 @@ async def login(
     username: str,
     password: str,
     client_ip: str,
+    access_ttl_s: int | None = None,
 ) -> TokenPair:
-    """Check the credentials and open a new session (token family); InvalidCredentials otherwise."""
+    """Check the credentials and open a new session (token family); InvalidCredentials otherwise.
+    ``access_ttl_s`` overrides ACCESS_TOKEN_TTL (LndHub clients get LNDHUB_ACCESS_TOKEN_TTL)."""
     await ratelimit.hit(redis, f"login:ip:{client_ip}", settings.rate_limit_login_per_ip, RATE_WINDOW_S)
     await ratelimit.hit(
         redis, f"login:user:{username.lower()}", settings.rate_limit_login_per_username, RATE_WINDOW_S
@@ -103,11 +139,15 @@ async def login(
         if locked is None or not locked.is_active:
             raise InvalidCredentials()
         user = await queries.mark_logged_in(session, user.id)
-        return await _pair(session, settings, user)
+        return await _pair(session, settings, user, access_ttl_s=access_ttl_s)
 
 
 async def refresh(
-    sessions: async_sessionmaker[AsyncSession], settings: Settings, *, refresh_token: str
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    *,
+    refresh_token: str,
+    access_ttl_s: int | None = None,
 ) -> TokenPair:
     """Spend ``refresh_token`` and return a new pair in the same family.
 
@@ -126,7 +166,7 @@ async def refresh(
             raise
         if user is None or not user.is_active:
             raise Unauthorized("This account is not active")
-        pair = await _pair(session, settings, user, family_id=spent.family_id)
+        pair = await _pair(session, settings, user, family_id=spent.family_id, access_ttl_s=access_ttl_s)
         await session.commit()
         return pair
 

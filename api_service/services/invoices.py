@@ -59,6 +59,19 @@ class Outcome:
     status: int
     data: dict[str, Any]
     location: str | None = None
+    row: Any = None  # the row ``data`` was read from, when it was (protocol adapters render it their way)
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceRequest:
+    """What an incoming invoice is made of, whichever surface asked for it (/api/v1, LndHub, LNURL)."""
+
+    amount_msat: int
+    memo: str
+    expiry_s: int
+    webhook_url: str | None = None
+    description_hash: bytes | None = None  # LNURL-pay: sha256 of the metadata, sent to LND instead of memo
+    for_treasury: bool = False  # an admin's invoice whose settlement credits the treasury
 
 
 class KeyTaken(Exception):
@@ -199,30 +212,49 @@ async def create_invoice(
 ) -> Outcome:
     if body.for_treasury and not user.is_admin:
         raise Forbidden("Only administrators may create invoices for the treasury")
-    if body.amount_sat > deps.settings.max_invoice_sat:
+    request = InvoiceRequest(
+        amount_msat=body.amount_sat * MSAT_PER_SAT,
+        memo=body.memo,
+        expiry_s=body.expiry_seconds,
+        webhook_url=body.webhook_url,
+        for_treasury=body.for_treasury,
+    )
+    return await issue_invoice(deps, user.id, request, idem)
+
+
+async def issue_invoice(
+    deps: WalletDeps,
+    user_id: uuid.UUID,
+    request: InvoiceRequest,
+    idem: idempotency.IdempotencyRequest | None = None,
+) -> Outcome:
+    """Make an incoming invoice for ``user_id`` through the worker (the one path of every surface):
+    the pending row, the job, the bounded wait, and the row as Postgres has it (201, or 202 pending)."""
+    if request.amount_msat > deps.settings.max_invoice_sat * MSAT_PER_SAT:
         raise ValidationError(
             f"amountSat must be at most {deps.settings.max_invoice_sat}",
             details=[{"field": "amountSat", "message": "too large"}],
         )
-    if idem is not None and (previous := await idempotency.find(deps.sessions, user.id, idem)) is not None:
+    if idem is not None and (previous := await idempotency.find(deps.sessions, user_id, idem)) is not None:
         return await _replay_invoice(deps, previous)
     invoice_id = uuid.uuid4()
     try:
         async with deps.sessions() as session, session.begin():
-            if idem is not None and not await idempotency.claim(session, user.id, idem, invoice_id):
+            if idem is not None and not await idempotency.claim(session, user_id, idem, invoice_id):
                 raise KeyTaken()
             await queries.insert_invoice(
                 session,
                 invoice_id=invoice_id,
-                user_id=user.id,
-                amount_msat=body.amount_sat * MSAT_PER_SAT,
-                memo=body.memo,
-                expiry_s=body.expiry_seconds,
-                webhook_url=body.webhook_url,
-                for_treasury=body.for_treasury,
+                user_id=user_id,
+                amount_msat=request.amount_msat,
+                memo=request.memo,
+                expiry_s=request.expiry_s,
+                webhook_url=request.webhook_url,
+                description_hash=request.description_hash,
+                for_treasury=request.for_treasury,
             )
     except KeyTaken:
-        return await _replay_invoice(deps, await existing_key(deps, user, idem))
+        return await _replay_invoice(deps, await existing_key(deps, user_id, idem))
     await submit_and_wait(
         deps,
         function=jobs.CREATE_INVOICE,
@@ -233,16 +265,17 @@ async def create_invoice(
         final_states=INVOICE_FINAL_STATES,
     )
     outcome = await _invoice_outcome(deps, invoice_id)
-    await idempotency.remember(deps.sessions, user.id, idem, outcome.status, outcome.data)
+    await idempotency.remember(deps.sessions, user_id, idem, outcome.status, outcome.data)
     return outcome
 
 
 async def existing_key(
     deps: WalletDeps,
-    user: CurrentUser,
+    user: CurrentUser | uuid.UUID,
     idem: idempotency.IdempotencyRequest,
 ) -> IdempotencyKey:
-    row = await idempotency.find(deps.sessions, user.id, idem)
+    user_id = user if isinstance(user, uuid.UUID) else user.id
+    row = await idempotency.find(deps.sessions, user_id, idem)
     if row is None:  # the other request rolled back between our insert attempt and this read
         raise Conflict("A request with this Idempotency-Key was being processed and failed; retry")
     return row
@@ -254,8 +287,8 @@ async def _invoice_outcome(deps: WalletDeps, invoice_id: uuid.UUID) -> Outcome:
     if invoice is None:
         raise NotFound("Invoice not found")
     if invoice.state == "pending":
-        return Outcome(202, invoice_out(invoice), f"/api/v1/invoices/{invoice.id}")
-    return Outcome(201, invoice_out(invoice))
+        return Outcome(202, invoice_out(invoice), f"/api/v1/invoices/{invoice.id}", row=invoice)
+    return Outcome(201, invoice_out(invoice), row=invoice)
 
 
 async def _replay_invoice(deps: WalletDeps, previous: IdempotencyKey) -> Outcome:

@@ -45,6 +45,7 @@ from shared.errors import (
     Forbidden,
     InvoiceExpired,
     NotFound,
+    PaymentInProgress,
     Unprocessable,
     ValidationError,
 )
@@ -122,7 +123,7 @@ def decode_request(deps: WalletDeps, body: CreatePaymentBody) -> tuple[bolt11.De
 def _refuse_existing(payment: Payment) -> Exception:
     if payment.state == "succeeded":
         return AlreadyPaid()
-    return Conflict("A payment of this invoice is already in progress")
+    return PaymentInProgress()
 
 
 def _internal_target(user: CurrentUser, from_treasury: bool, invoice: Invoice | None) -> Invoice | None:
@@ -209,7 +210,7 @@ async def create_payment(
         async with deps.sessions() as session:
             active = await queries.get_active_payment_by_hash(session, decoded.payment_hash)
         if active is None:
-            raise Conflict("Retry this payment") from None
+            raise PaymentInProgress("Retry this payment") from None
         return await _replay_or_refuse(deps, user, idem, active)
     await submit_and_wait(
         deps,

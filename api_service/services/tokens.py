@@ -23,14 +23,22 @@ class AccessClaims:
     expires_at: int
 
 
-def issue_access_token(settings: Settings, *, user_id: uuid.UUID, role: str, now: float | None = None) -> str:
+def issue_access_token(
+    settings: Settings,
+    *,
+    user_id: uuid.UUID,
+    role: str,
+    now: float | None = None,
+    ttl_s: int | None = None,
+) -> str:
+    """An access token living ``ttl_s`` seconds (default ACCESS_TOKEN_TTL)."""
     issued_at = int(now if now is not None else time.time())
     claims = {
         "sub": str(user_id),
         "role": role,
         "type": ACCESS,
         "iat": issued_at,
-        "exp": issued_at + settings.access_token_ttl,
+        "exp": issued_at + (settings.access_token_ttl if ttl_s is None else ttl_s),
         "jti": uuid.uuid4().hex,
     }
     return jwt.encode(claims, settings.jwt_key, algorithm=ALGORITHM)

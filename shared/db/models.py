@@ -241,6 +241,10 @@ class Invoice(Base):
             "state = 'pending' OR state = 'failed' OR payment_hash IS NOT NULL",
             name="invoices_hash_once_created",
         ),
+        CheckConstraint(
+            "description_hash IS NULL OR octet_length(description_hash) = 32",
+            name="invoices_description_hash_length",
+        ),
         Index("invoices_user_created_idx", "user_id", "created_at"),
         Index("invoices_payment_hash_key", "payment_hash", unique=True),
         Index(
@@ -262,6 +266,8 @@ class Invoice(Base):
     webhook_url: Mapped[str | None] = mapped_column(Text)
     payment_request: Mapped[str | None] = mapped_column(Text)
     payment_hash: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # sha256 of an LNURL-pay metadata string: the payment request carries it (BOLT11 h) instead of memo.
+    description_hash: Mapped[bytes | None] = mapped_column(LargeBinary)
     add_index: Mapped[int | None] = mapped_column(BigInteger)
     settle_index: Mapped[int | None] = mapped_column(BigInteger)
     amount_paid_msat: Mapped[int | None] = mapped_column(BigInteger)

@@ -124,9 +124,21 @@ class GrpcLightningClient:
         return convert.node_info(await self._unary(self.lightning_stub.GetInfo, ln.GetInfoRequest()))
 
     async def add_invoice(
-        self, *, value_msat: int, memo: str, expiry_s: int, preimage: bytes
+        self,
+        *,
+        value_msat: int,
+        memo: str,
+        expiry_s: int,
+        preimage: bytes,
+        description_hash: bytes | None = None,
     ) -> AddedInvoice:
-        req = ln.Invoice(memo=memo, value_msat=value_msat, expiry=expiry_s, r_preimage=preimage)
+        req = ln.Invoice(
+            memo=memo,
+            value_msat=value_msat,
+            expiry=expiry_s,
+            r_preimage=preimage,
+            description_hash=description_hash or b"",
+        )
         resp = await self._unary(self.lightning_stub.AddInvoice, req)
         return AddedInvoice(
             payment_hash=bytes(resp.r_hash),

@@ -59,6 +59,7 @@ def invoice(msg: ln.Invoice) -> Invoice:
         settle_date=msg.settle_date,
         expiry_s=msg.expiry,
         preimage=bytes(msg.r_preimage) or None,
+        description_hash=bytes(msg.description_hash) or None,
     )
 
 

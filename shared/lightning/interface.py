@@ -26,9 +26,18 @@ class LightningClient(Protocol):
         """The node's identity, network and sync state."""
 
     async def add_invoice(
-        self, *, value_msat: int, memo: str, expiry_s: int, preimage: bytes
+        self,
+        *,
+        value_msat: int,
+        memo: str,
+        expiry_s: int,
+        preimage: bytes,
+        description_hash: bytes | None = None,
     ) -> AddedInvoice:
-        """Create an invoice for the given preimage (raises InvoiceAlreadyExists if its hash is known)."""
+        """Create an invoice for the given preimage (raises InvoiceAlreadyExists if its hash is known).
+
+        With ``description_hash`` (32 bytes, LNURL-pay's sha256 of the metadata) the payment request
+        carries that hash (BOLT11 ``h``) instead of the memo as its description."""
 
     async def lookup_invoice(self, payment_hash: bytes) -> Invoice:
         """One invoice by hash (raises LightningNotFound)."""

@@ -57,6 +57,7 @@ class Invoice:
     settle_date: int  # unix seconds, 0 while unsettled
     expiry_s: int
     preimage: bytes | None
+    description_hash: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)

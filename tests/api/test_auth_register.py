@@ -3,11 +3,11 @@
 from sqlalchemy import select
 
 from shared.db.models import Account, User
+from tests.api.test_users_access import USER_KEYS
 from tests.support import env
 from tests.support.cases import ApiCase
 
 URL = "/api/v1/auth/register"
-USER_KEYS = {"id", "username", "role", "isActive", "createdAt", "updatedAt", "lastLoginAt"}
 
 
 async def error_of(test, response, status, code):

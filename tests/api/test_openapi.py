@@ -7,6 +7,7 @@ from pydantic import BaseModel
 from api_service import openapi
 from api_service.schemas.auth import RegisterRequest
 from api_service.schemas.users import UserOut
+from tests.api.test_users_access import USER_KEYS
 from tests.support.cases import ApiCase
 
 EXPECTED = {
@@ -71,10 +72,7 @@ class OpenApiTest(ApiCase):
         self.assertIn("201", register["responses"])
         self.assertNotIn("security", register)
         user = doc["components"]["schemas"]["UserOut"]
-        self.assertEqual(
-            set(user["properties"]),
-            {"id", "username", "role", "isActive", "createdAt", "updatedAt", "lastLoginAt"},
-        )
+        self.assertEqual(set(user["properties"]), USER_KEYS)
         self.assertNotIn("passwordHash", str(doc))
 
     async def test_auth_pagination_and_parameters(self):
@@ -142,3 +140,63 @@ class RegistryTest(ApiCase):
         ops = {(op.method, op.path): op for op in openapi.operations()}
         self.assertIs(ops[("POST", "/api/v1/auth/register")].request_model, RegisterRequest)
         self.assertIs(ops[("GET", "/api/v1/users/me")].response_model, UserOut)
+
+
+class ProtocolOperationsTest(ApiCase):
+    """The LndHub and LNURL routes are documented with their own success and error shapes."""
+
+    def protocol_routes(self) -> set[tuple[str, str]]:
+        routes = set()
+        for route in self.app.router.routes():
+            path = route.resource.canonical if route.resource is not None else ""
+            if route.method != "HEAD" and path.startswith(("/lndhub/", "/.well-known/lnurlp/", "/lnurlp/")):
+                routes.add((route.method.lower(), path))
+        return routes
+
+    async def test_every_protocol_route_is_documented_and_nothing_else(self):
+        doc = openapi.build_document()
+        documented = {
+            (method, path)
+            for path, item in doc["paths"].items()
+            for method in item
+            if path.startswith(("/lndhub/", "/.well-known/lnurlp/", "/lnurlp/"))
+        }
+        self.assertEqual(documented, self.protocol_routes())
+        self.assertEqual(len(documented), 14)
+
+    async def test_shapes(self):
+        doc = openapi.build_document()
+        schemas = doc["components"]["schemas"]
+        pay = doc["paths"]["/lndhub/payinvoice"]["post"]
+        self.assertEqual(pay["tags"], ["lndhub"])
+        self.assertEqual(
+            set(pay["requestBody"]["content"]),
+            {"application/json", "application/x-www-form-urlencoded", "multipart/form-data"},
+        )
+        self.assertEqual(
+            pay["responses"]["200"]["content"]["application/json"]["schema"],
+            {"$ref": "#/components/schemas/PayInvoiceOut"},
+        )
+        for status in ("400", "401", "409", "422"):
+            self.assertEqual(
+                pay["responses"][status]["content"]["application/json"]["schema"],
+                {"$ref": "#/components/schemas/LndHubError"},
+            )
+        self.assertEqual(schemas["LndHubError"]["required"], ["error", "code", "message"])
+        txs = doc["paths"]["/lndhub/gettxs"]["get"]
+        self.assertEqual(txs["responses"]["200"]["content"]["application/json"]["schema"]["type"], "array")
+        self.assertEqual({p["name"] for p in txs["parameters"]}, {"limit", "offset"})
+        self.assertEqual({p["name"] for p in doc["paths"]["/lndhub/auth"]["post"]["parameters"]}, {"type"})
+        callback = doc["paths"]["/lnurlp/{username}/callback"]["get"]
+        self.assertEqual(callback["tags"], ["lnurl"])
+        self.assertNotIn("security", callback)
+        self.assertEqual({p["name"] for p in callback["parameters"]}, {"username", "amount", "comment"})
+        self.assertEqual(
+            callback["responses"]["400"]["content"]["application/json"]["schema"],
+            {"$ref": "#/components/schemas/LnurlError"},
+        )
+        self.assertEqual(schemas["LnurlError"]["properties"]["status"], {"const": "ERROR"})
+
+    def test_bad_protocol_value_is_refused(self):
+        with self.assertRaises(ValueError):
+            openapi.register("GET", "/x", "x", protocol="soap")

@@ -9,7 +9,16 @@ from tests.support.cases import ApiCase
 from tests.support.factories import DEFAULT_PASSWORD, auth_headers, create_user
 
 USERS = "/api/v1/users"
-USER_KEYS = {"id", "username", "role", "isActive", "createdAt", "updatedAt", "lastLoginAt"}
+USER_KEYS = {
+    "id",
+    "username",
+    "role",
+    "isActive",
+    "createdAt",
+    "updatedAt",
+    "lastLoginAt",
+    "lightningAddress",
+}
 
 
 async def error_of(test, response, status, code):
@@ -43,6 +52,8 @@ class ReadUsersTest(UsersCase):
         data = await self.data(await self.client.get(f"{USERS}/me", headers=self.alice))
         self.assertEqual(set(data), USER_KEYS)
         self.assertEqual((data["id"], data["username"], data["role"]), (str(self.alice_id), "alice", "user"))
+        # PUBLIC_URL unset: the address's host is API_HOST:API_PORT
+        self.assertEqual(data["lightningAddress"], "alice@127.0.0.1:8000")
 
     async def test_unauthenticated(self):
         for path in (f"{USERS}/me", USERS, f"{USERS}/{self.alice_id}"):

@@ -51,9 +51,13 @@ def worker_ready(case: DbCase):
 
 @contextlib.asynccontextmanager
 async def wallet_stack(
-    case: DbCase, *, serve_args: tuple[str, ...] = (), worker_overrides: dict[str, str] | None = None
+    case: DbCase,
+    *,
+    serve_args: tuple[str, ...] = (),
+    api_env: dict[str, str] | None = None,
+    worker_overrides: dict[str, str] | None = None,
 ) -> AsyncIterator[tuple[Simnet, str]]:
-    """simnet + one worker + the API; yields (simnet, API base URL)."""
+    """simnet + one worker + the API (``api_env``: extra settings for it); yields (simnet, API base URL)."""
     async with Simnet(serve_args=serve_args) as net:
         async with managed_process(
             [sys.executable, "-m", "lightning_worker"],
@@ -62,7 +66,7 @@ async def wallet_stack(
             ready=worker_ready(case),
             ready_timeout_s=30,
         ):
-            async with api_process() as base_url:
+            async with api_process(api_env) as base_url:
                 yield net, base_url
 
 

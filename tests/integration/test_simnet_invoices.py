@@ -25,6 +25,33 @@ async def pay(net: Simnet, payer: str, payment_request: str):
 
 
 class SimnetInvoiceTest(aiounittest.AsyncTestCase):
+    async def test_description_hash_replaces_the_memo_in_the_payment_request(self):
+        """LNURL-pay invoices: AddInvoice(description_hash) puts BOLT11 ``h`` in the request instead of
+        ``d``, in msat precision; LookupInvoice and DecodePayReq return the hash."""
+        metadata = '[["text/plain","Payment to alice@example.com"]]'
+        description_hash = hashlib.sha256(metadata.encode()).digest()
+        async with Simnet() as net:
+            alice = net.client("alice")
+            added = await alice.add_invoice(
+                value_msat=1_500,
+                memo="a comment",
+                expiry_s=600,
+                preimage=os.urandom(32),
+                description_hash=description_hash,
+            )
+            decoded = bolt11.decode(added.payment_request)
+            self.assertEqual(decoded.description_hash, description_hash.hex())
+            self.assertIsNone(decoded.description)
+            self.assertEqual(decoded.amount_msat, 1_500)
+            found = await alice.lookup_invoice(added.payment_hash)
+            self.assertEqual((found.description_hash, found.memo), (description_hash, "a comment"))
+            remote = await net.client("bob").decode_pay_req(added.payment_request)
+            self.assertEqual((remote.description_hash, remote.description), (description_hash, ""))
+            with self.assertRaises(LightningRequestError):
+                await alice.add_invoice(
+                    value_msat=1000, memo="", expiry_s=0, preimage=os.urandom(32), description_hash=b"x" * 31
+                )
+
     async def test_add_lookup_list_decode(self):
         async with Simnet() as net:
             alice = net.client("alice")

@@ -161,12 +161,20 @@ class FakeLightning:
         return NodeInfo(PUBKEY, "fake-alice", "regtest", 100, "0.18.0-beta fake", True, 1)
 
     async def add_invoice(
-        self, *, value_msat: int, memo: str, expiry_s: int, preimage: bytes
+        self,
+        *,
+        value_msat: int,
+        memo: str,
+        expiry_s: int,
+        preimage: bytes,
+        description_hash: bytes | None = None,
     ) -> AddedInvoice:
         self._enter("add_invoice")
         payment_hash = hashlib.sha256(preimage).digest()
         if payment_hash in self.invoices:
             raise InvoiceAlreadyExists("invoice with payment hash already exists", grpc_code="UNKNOWN")
+        if description_hash is not None and len(description_hash) != 32:
+            raise LightningRequestError("description hash must be 32 bytes", grpc_code="UNKNOWN")
         invoice = Invoice(
             payment_hash,
             fake_payment_request(payment_hash, value_msat),
@@ -180,6 +188,7 @@ class FakeLightning:
             0,
             expiry_s or 86400,
             preimage,
+            description_hash,
         )
         self.invoices[payment_hash] = invoice
         self._broadcast(invoice)

@@ -85,3 +85,51 @@ class SettingsTest(unittest.TestCase):
         ):
             load_settings()
         self.assertIn("ENVIRONMENT", str(ctx.exception))
+
+
+class WalletAppSettingsTest(unittest.TestCase):
+    """PUBLIC_URL, LNDHUB_ALLOW_CREATE and LNDHUB_ACCESS_TOKEN_TTL (LndHub and Lightning Addresses)."""
+
+    def setUp(self) -> None:
+        self.cwd = os.getcwd()
+        os.chdir(tempfile.mkdtemp())
+
+    def tearDown(self) -> None:
+        os.chdir(self.cwd)
+
+    def load(self, **env: str):
+        with clean_env(ENVIRONMENT="production", JWT_SECRET=STRONG, PREIMAGE_SECRET=STRONG, **env):
+            return load_settings()
+
+    def test_public_url_defaults_to_where_the_api_listens(self):
+        self.assertEqual(
+            self.load(API_HOST="10.0.0.5", API_PORT="9100").public_base_url, "http://10.0.0.5:9100"
+        )
+        self.assertEqual(self.load(API_HOST="::1").public_base_url, "http://[::1]:8000")
+        settings = self.load(PUBLIC_URL="https://Wallet.example.com/base/")
+        self.assertEqual(settings.public_base_url, "https://Wallet.example.com/base")
+
+    def test_public_url_must_be_a_plain_http_url(self):
+        for bad in (
+            "ftp://x.example",
+            "wallet.example.com",
+            "https://",
+            "https://x.example/?a=1",
+            "https://u:p@x.example",
+        ):
+            with self.subTest(bad=bad), self.assertRaises(ConfigError) as ctx:
+                self.load(PUBLIC_URL=bad)
+            self.assertIn("PUBLIC_URL", str(ctx.exception))
+
+    def test_lndhub_create_is_on_by_default_only_in_development(self):
+        self.assertFalse(self.load().lndhub_create_allowed)
+        self.assertTrue(self.load(LNDHUB_ALLOW_CREATE="true").lndhub_create_allowed)
+        with clean_env():
+            self.assertTrue(load_settings(run_dir=Path(tempfile.mkdtemp())).lndhub_create_allowed)
+        with clean_env(LNDHUB_ALLOW_CREATE="false"):
+            self.assertFalse(load_settings(run_dir=Path(tempfile.mkdtemp())).lndhub_create_allowed)
+
+    def test_lndhub_token_ttl(self):
+        self.assertEqual(self.load().lndhub_access_token_ttl, 2 * 24 * 3600)
+        with self.assertRaises(ConfigError):
+            self.load(LNDHUB_ACCESS_TOKEN_TTL="5")

@@ -61,6 +61,8 @@ class WorkerCase(DbCase):
         memo: str = "",
         expiry_s: int = 3600,
         webhook_url: str | None = None,
+        amount_msat: int | None = None,
+        description_hash: bytes | None = None,
     ) -> uuid.UUID:
         async with self.sessions() as session, session.begin():
             return await session.scalar(
@@ -68,10 +70,11 @@ class WorkerCase(DbCase):
                 .values(
                     user_id=user_id,
                     account_id=await ledger.user_account_id(session, user_id),
-                    amount_msat=amount_sat * 1000,
+                    amount_msat=amount_sat * 1000 if amount_msat is None else amount_msat,
                     memo=memo,
                     expiry_s=expiry_s,
                     webhook_url=webhook_url,
+                    description_hash=description_hash,
                 )
                 .returning(Invoice.id)
             )

@@ -22,6 +22,15 @@ class CreateInvoiceTests(WorkerCase):
         delta = (row.expires_at - row.created_at).total_seconds()
         self.assertTrue(598 <= delta <= 601, delta)
 
+    async def test_description_hash_and_msat_amount_reach_the_node(self) -> None:
+        description_hash = bytes(range(32))
+        invoice_id = await self.pending_invoice(
+            await self.user(), amount_msat=1_501, memo="tip", description_hash=description_hash
+        )
+        self.assertEqual(await create_invoice(self.ctx(), str(invoice_id)), {"state": "open"})
+        lnd = self.fake.invoices[(await self.invoice(invoice_id)).payment_hash]
+        self.assertEqual((lnd.value_msat, lnd.memo, lnd.description_hash), (1_501, "tip", description_hash))
+
     async def test_running_twice_makes_one_lnd_invoice(self) -> None:
         invoice_id = await self.pending_invoice(await self.user())
         await create_invoice(self.ctx(), str(invoice_id))

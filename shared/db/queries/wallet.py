@@ -36,6 +36,7 @@ async def insert_invoice(
     expiry_s: int,
     webhook_url: str | None,
     for_treasury: bool = False,
+    description_hash: bytes | None = None,
 ) -> Invoice:
     """The account its settlement credits comes from a subquery (no extra round trip): the user's
     own, or the treasury's for an admin's treasury invoice."""
@@ -51,6 +52,7 @@ async def insert_invoice(
             memo=memo,
             expiry_s=expiry_s,
             webhook_url=webhook_url,
+            description_hash=description_hash,
             state="pending",
         )
         .returning(Invoice)
