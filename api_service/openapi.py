@@ -15,6 +15,9 @@ Usage, in a handler module's ``setup(app)``::
 - ``query_model``: its fields become query parameters; ``{name}`` segments become path parameters.
 - Every response is documented inside the envelope of DESIGN §3 (``success``/``data``/``meta``, or
   ``error`` with ``code``/``message``/``details``).
+- ``error_model``: the shape of the route's error bodies, :class:`ErrorEnvelope` unless the route speaks
+  another protocol (``LndHubError``, ``LnurlError`` in ``api_service/schemas/envelope.py``). The
+  bad-input sweep checks every 4xx of the route against it.
 
 Registering the same method and path again replaces the entry, so calling it from ``setup`` for
 every app a process builds (tests build many) is harmless.
@@ -29,6 +32,8 @@ from typing import Any, Literal
 
 import pydantic
 from pydantic.json_schema import models_json_schema
+
+from api_service.schemas.envelope import ErrorEnvelope, Meta, Pagination
 
 Auth = Literal["user", "admin"] | None
 REF = "#/components/schemas/{model}"
@@ -61,6 +66,7 @@ class Operation:
     errors: tuple[int, ...] = ()
     tags: tuple[str, ...] = ()
     description: str = ""
+    error_model: type[pydantic.BaseModel] = ErrorEnvelope
 
 
 _operations: dict[tuple[str, str], Operation] = {}
@@ -80,6 +86,7 @@ def register(
     errors: Iterable[int] = (),
     tags: Iterable[str] = (),
     description: str = "",
+    error_model: type[pydantic.BaseModel] = ErrorEnvelope,
 ) -> None:
     """Describe one operation (see the module docstring)."""
     if auth not in ("user", "admin", None):
@@ -97,6 +104,7 @@ def register(
         errors=tuple(errors),
         tags=tuple(tags),
         description=description,
+        error_model=error_model,
     )
     _operations[(operation.method, path)] = operation
 
@@ -112,7 +120,6 @@ def build_document(*, title: str = "lightning-wallet API", version: str = "1.0.0
     paths: dict[str, dict[str, Any]] = {}
     for op in ops:
         paths.setdefault(op.path, {})[op.method.lower()] = _operation(op, schema_of)
-    components = {**definitions, **_envelope_schemas()}
     return {
         "openapi": "3.1.0",
         "info": {
@@ -123,21 +130,23 @@ def build_document(*, title: str = "lightning-wallet API", version: str = "1.0.0
         },
         "paths": paths,
         "components": {
-            "schemas": components,
+            "schemas": definitions,
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
         },
     }
 
 
 def _schemas(ops: list[Operation]) -> tuple[dict[tuple[type, str], dict[str, Any]], dict[str, Any]]:
-    wanted: set[tuple[type[pydantic.BaseModel], str]] = set()
+    wanted: set[tuple[type[pydantic.BaseModel], str]] = {
+        (Meta, "serialization"),
+        (Pagination, "serialization"),
+    }
     for op in ops:
+        wanted.add((op.error_model, "serialization"))
         if op.request_model is not None:
             wanted.add((op.request_model, "validation"))
         if op.response_model is not None:
             wanted.add((op.response_model, "serialization"))
-    if not wanted:
-        return {}, {}
     ordered = sorted(wanted, key=lambda item: (item[0].__module__, item[0].__qualname__, item[1]))
     schema_of, top = models_json_schema(ordered, by_alias=True, ref_template=REF)  # type: ignore[arg-type]
     return schema_of, top.get("$defs", {})
@@ -201,7 +210,7 @@ def _responses(op: Operation, schema_of: dict[tuple[type, str], dict[str, Any]])
     if op.auth == "admin":
         codes |= {403}
     for code in sorted(codes):
-        content = {"application/json": {"schema": {"$ref": REF.format(model="ErrorEnvelope")}}}
+        content = {"application/json": {"schema": schema_of[(op.error_model, "serialization")]}}
         responses[str(code)] = {"description": _ERROR_TEXT.get(code, "Error"), "content": content}
     return responses
 
@@ -227,41 +236,3 @@ def _query_parameters(model: type[pydantic.BaseModel] | None) -> list[dict[str, 
         {"name": name, "in": "query", "required": name in required, "schema": prop}
         for name, prop in schema.get("properties", {}).items()
     ]
-
-
-def _envelope_schemas() -> dict[str, Any]:
-    meta = {
-        "type": "object",
-        "required": ["requestId", "timestamp"],
-        "properties": {
-            "requestId": {"type": "string"},
-            "timestamp": {"type": "string", "format": "date-time"},
-        },
-    }
-    pagination = {
-        "type": "object",
-        "required": ["page", "pageSize", "totalItems", "totalPages"],
-        "properties": {
-            name: {"type": "integer"} for name in ("page", "pageSize", "totalItems", "totalPages")
-        },
-    }
-    error = {
-        "type": "object",
-        "required": ["success", "error", "meta"],
-        "properties": {
-            "success": {"const": False},
-            "error": {
-                "type": "object",
-                "required": ["code", "message"],
-                "properties": {
-                    "code": {"type": "string", "pattern": "^[A-Z_]+$"},
-                    "message": {"type": "string"},
-                    "details": {
-                        "description": "field errors (a list) for VALIDATION_ERROR; errorId for a 500"
-                    },
-                },
-            },
-            "meta": {"$ref": REF.format(model="Meta")},
-        },
-    }
-    return {"Meta": meta, "Pagination": pagination, "ErrorEnvelope": error}

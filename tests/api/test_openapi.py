@@ -6,6 +6,7 @@ from pydantic import BaseModel
 
 from api_service import openapi
 from api_service.schemas.auth import RegisterRequest
+from api_service.schemas.envelope import ErrorEnvelope, LndHubError, LnurlError
 from api_service.schemas.users import UserOut
 from tests.support.cases import ApiCase
 
@@ -133,6 +134,41 @@ class RegistryTest(ApiCase):
             self.assertIn("Thing", doc["components"]["schemas"])
         finally:
             openapi._operations.pop(("GET", "/api/v1/test-only/things/{thingId}"))
+
+    async def test_an_operation_declares_its_error_shape(self):
+        openapi.register(
+            "POST", "/lndhub/test-only", "A protocol route", auth=None, errors=(400,), error_model=LndHubError
+        )
+        try:
+            op = next(op for op in openapi.operations() if op.path == "/lndhub/test-only")
+            self.assertIs(op.error_model, LndHubError)
+            doc = openapi.build_document()
+            error = doc["paths"]["/lndhub/test-only"]["post"]["responses"]["400"]
+            self.assertEqual(
+                error["content"]["application/json"]["schema"], {"$ref": "#/components/schemas/LndHubError"}
+            )
+            self.assertEqual(
+                set(doc["components"]["schemas"]["LndHubError"]["required"]), {"error", "code", "message"}
+            )
+            listing = doc["paths"]["/api/v1/users"]["get"]["responses"]["401"]
+            self.assertEqual(
+                listing["content"]["application/json"]["schema"],
+                {"$ref": "#/components/schemas/ErrorEnvelope"},
+            )
+        finally:
+            openapi._operations.pop(("POST", "/lndhub/test-only"))
+
+    def test_error_shapes_are_strict(self):
+        LndHubError.model_validate_json('{"error": true, "code": 8, "message": "bad arguments"}')
+        LnurlError.model_validate_json('{"status": "ERROR", "reason": "amount out of range"}')
+        for bad in (
+            '{"error": 1, "code": 8, "message": "x"}',
+            '{"error": true, "code": "8", "message": "x"}',
+        ):
+            with self.assertRaises(ValueError):
+                LndHubError.model_validate_json(bad)
+        with self.assertRaises(ValueError):
+            ErrorEnvelope.model_validate_json('{"success": false, "error": {"code": "x", "message": "m"}}')
 
     def test_bad_auth_value_is_refused(self):
         with self.assertRaises(ValueError):
