@@ -67,6 +67,7 @@ class LoginTest(ApiCase):
             {"username": "x'; DROP TABLE users;--", "password": DEFAULT_PASSWORD},
             {"username": "ålice名前", "password": "pässwörd"},
             {"username": "%", "password": DEFAULT_PASSWORD},
+            {"username": "Ali\x00ce", "password": DEFAULT_PASSWORD},  # no stored name holds a NUL
         ]
         errors = []
         for body in cases:
