@@ -95,9 +95,14 @@ class ActivityQuery(PageQuery):
     @pydantic.field_validator("from_", "to")
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
-        return value
+        try:
+            return value.astimezone(UTC)  # the database compares in UTC
+        except OverflowError:  # e.g. 0001-01-01T00:00+14:00 is before year 1 in UTC
+            raise ValueError("must be between years 1 and 9999 in UTC") from None
 
     @pydantic.model_validator(mode="after")
     def _range(self) -> ActivityQuery:

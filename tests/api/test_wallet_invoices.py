@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 from api_service.keys import ARQ
 from shared import jobs
 from shared.db.models import IdempotencyKey, Invoice, Payment
-from tests.api.test_wallet_support import count_rows, insert_open_invoice, running_fake_worker
+from tests.api.test_wallet_support import count_rows, insert_open_invoice, insert_payment, running_fake_worker
 from tests.support.cases import ApiCase
 from tests.support.factories import auth_headers, create_user
 
@@ -264,29 +264,12 @@ class ListAndGetTest(WalletCase):
         for i in range(3):
             invoice_id, _, _ = await insert_open_invoice(self, user_id, amount_sat=100 + i)
             ids.append(invoice_id)
+        for i in range(2):
+            payment_id, _ = await insert_payment(
+                self, user_id, state="failed" if i else "succeeded", amount_msat=5_500 + i, fee_msat=1_234
+            )
+            ids.append(payment_id)
         async with self.sessions() as session, session.begin():
-            from shared import ledger
-
-            account_id = await ledger.user_account_id(session, user_id)
-            for i in range(2):
-                payment_id = uuid.uuid4()
-                await session.execute(
-                    Payment.__table__.insert().values(
-                        id=payment_id,
-                        user_id=user_id,
-                        account_id=account_id,
-                        state="failed" if i else "succeeded",
-                        payment_hash=uuid.uuid4().bytes * 2,
-                        payment_request="lnbcrt1x",
-                        destination="02" * 33,
-                        amount_msat=5_500 + i,
-                        fee_limit_msat=10_000,
-                        hold_msat=15_500,
-                        fee_msat=1_234 if not i else None,
-                        preimage=b"p" * 32 if not i else None,
-                    )
-                )
-                ids.append(payment_id)
             for n, row_id in enumerate(ids):
                 when = base + timedelta(hours=n)
                 await session.execute(update(Invoice).where(Invoice.id == row_id).values(created_at=when))
@@ -365,6 +348,8 @@ class ListAndGetTest(WalletCase):
             {"page": "0"},
             {"from": "yesterday"},
             {"from": "2024-02-01", "to": "2024-01-01"},
+            {"from": "0001-01-01T00:00:00+14:00"},  # before year 1 in UTC
+            {"to": "9999-12-31T23:59:59-14:00"},  # after year 9999 in UTC
             {"all": "maybe"},
             {"page": "1e3"},
             {"unknown": "1"},
