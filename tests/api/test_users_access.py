@@ -82,7 +82,14 @@ class ReadUsersTest(UsersCase):
         self.assertEqual(await search("名前"), [])
 
     async def test_list_query_validation(self):
-        for params in ({"pageSize": "101"}, {"page": "0"}, {"page": "x"}, {"q": "a" * 65}, {"sort": "id"}):
+        for params in (
+            {"pageSize": "101"},
+            {"page": "0"},
+            {"page": "x"},
+            {"q": "a" * 65},
+            {"sort": "id"},
+            {"q": "a\x00"},
+        ):
             response = await self.client.get(USERS, params=params, headers=self.admin)
             await error_of(self, response, 400, "VALIDATION_ERROR")
 
