@@ -32,7 +32,7 @@ from api_service.openapi import Operation
 from shared.db.models import Base
 
 JSON = "application/json"
-NOT_JSON = ("text/plain", "application/x-www-form-urlencoded", "application/octet-stream")
+NOT_JSON = ("text/plain", "application/x-www-form-urlencoded")  # and none: aiohttp sends octet-stream
 
 # Already percent-encoded path segments (never containing "/": that would route elsewhere).
 BAD_PATH_SEGMENTS = (
