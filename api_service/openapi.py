@@ -18,6 +18,9 @@ Usage, in a handler module's ``setup(app)``::
   those operations answer the bare ``response_model`` (a JSON array of it with ``array=True``), take
   their body as JSON or a form (LndHub), and their errors in the protocol's own shape (``LndHubError``
   ``{error, code, message}``; ``LnurlError`` ``{status: "ERROR", reason}``).
+- ``error_model``: the shape of the route's error bodies; by default the envelope's ``ErrorEnvelope``,
+  or the protocol's error model (``api_service/schemas/envelope.py``). The document shows it and the
+  bad-input sweep checks every 4xx of the route against it.
 
 Registering the same method and path again replaces the entry, so calling it from ``setup`` for
 every app a process builds (tests build many) is harmless.
@@ -33,10 +36,16 @@ from typing import Any, Literal
 import pydantic
 from pydantic.json_schema import models_json_schema
 
+from api_service.schemas.envelope import ErrorEnvelope, LndHubError, LnurlError, Meta, Pagination
+
 Auth = Literal["user", "admin"] | None
 Protocol = Literal["lndhub", "lnurl"] | None
 REF = "#/components/schemas/{model}"
-_PROTOCOL_ERRORS = {None: "ErrorEnvelope", "lndhub": "LndHubError", "lnurl": "LnurlError"}
+_PROTOCOL_ERRORS: dict[str | None, type[pydantic.BaseModel]] = {
+    None: ErrorEnvelope,
+    "lndhub": LndHubError,
+    "lnurl": LnurlError,
+}
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 _ERROR_TEXT = {
@@ -89,6 +98,7 @@ class Operation:
     description: str = ""
     protocol: Protocol = None
     array: bool = False
+    error_model: type[pydantic.BaseModel] = ErrorEnvelope
 
 
 _operations: dict[tuple[str, str], Operation] = {}
@@ -110,6 +120,7 @@ def register(
     description: str = "",
     protocol: Protocol = None,
     array: bool = False,
+    error_model: type[pydantic.BaseModel] | None = None,
 ) -> None:
     """Describe one operation (see the module docstring)."""
     if auth not in ("user", "admin", None):
@@ -131,6 +142,7 @@ def register(
         description=description,
         protocol=protocol,
         array=array,
+        error_model=error_model or _PROTOCOL_ERRORS[protocol],
     )
     _operations[(operation.method, path)] = operation
 
@@ -146,7 +158,7 @@ def build_document(*, title: str = "lightning-wallet API", version: str = "1.0.0
     paths: dict[str, dict[str, Any]] = {}
     for op in ops:
         paths.setdefault(op.path, {})[op.method.lower()] = _operation(op, schema_of)
-    components = {**definitions, **_envelope_schemas()}
+    components = definitions
     return {
         "openapi": "3.1.0",
         "info": {
@@ -165,14 +177,16 @@ def build_document(*, title: str = "lightning-wallet API", version: str = "1.0.0
 
 
 def _schemas(ops: list[Operation]) -> tuple[dict[tuple[type, str], dict[str, Any]], dict[str, Any]]:
-    wanted: set[tuple[type[pydantic.BaseModel], str]] = set()
+    wanted: set[tuple[type[pydantic.BaseModel], str]] = {
+        (Meta, "serialization"),
+        (Pagination, "serialization"),
+    }
     for op in ops:
+        wanted.add((op.error_model, "serialization"))
         if op.request_model is not None:
             wanted.add((op.request_model, "validation"))
         if op.response_model is not None:
             wanted.add((op.response_model, "serialization"))
-    if not wanted:
-        return {}, {}
     ordered = sorted(wanted, key=lambda item: (item[0].__module__, item[0].__qualname__, item[1]))
     schema_of, top = models_json_schema(ordered, by_alias=True, ref_template=REF)  # type: ignore[arg-type]
     return schema_of, top.get("$defs", {})
@@ -244,10 +258,9 @@ def _responses(op: Operation, schema_of: dict[tuple[type, str], dict[str, Any]])
         codes |= {401}
     if op.auth == "admin":
         codes |= {403}
-    error_model = _PROTOCOL_ERRORS[op.protocol]
     texts = _PROTOCOL_ERROR_TEXT.get(op.protocol or "", _ERROR_TEXT)
     for code in sorted(codes):
-        content = {"application/json": {"schema": {"$ref": REF.format(model=error_model)}}}
+        content = {"application/json": {"schema": schema_of[(op.error_model, "serialization")]}}
         responses[str(code)] = {"description": texts.get(code, "Error"), "content": content}
     return responses
 
@@ -273,66 +286,3 @@ def _query_parameters(model: type[pydantic.BaseModel] | None) -> list[dict[str, 
         {"name": name, "in": "query", "required": name in required, "schema": prop}
         for name, prop in schema.get("properties", {}).items()
     ]
-
-
-def _envelope_schemas() -> dict[str, Any]:
-    meta = {
-        "type": "object",
-        "required": ["requestId", "timestamp"],
-        "properties": {
-            "requestId": {"type": "string"},
-            "timestamp": {"type": "string", "format": "date-time"},
-        },
-    }
-    pagination = {
-        "type": "object",
-        "required": ["page", "pageSize", "totalItems", "totalPages"],
-        "properties": {
-            name: {"type": "integer"} for name in ("page", "pageSize", "totalItems", "totalPages")
-        },
-    }
-    error = {
-        "type": "object",
-        "required": ["success", "error", "meta"],
-        "properties": {
-            "success": {"const": False},
-            "error": {
-                "type": "object",
-                "required": ["code", "message"],
-                "properties": {
-                    "code": {"type": "string", "pattern": "^[A-Z_]+$"},
-                    "message": {"type": "string"},
-                    "details": {
-                        "description": "field errors (a list) for VALIDATION_ERROR; errorId for a 500"
-                    },
-                },
-            },
-            "meta": {"$ref": REF.format(model="Meta")},
-        },
-    }
-    lndhub_error = {
-        "type": "object",
-        "required": ["error", "code", "message"],
-        "properties": {
-            "error": {"const": True},
-            "code": {
-                "type": "integer",
-                "enum": [1, 2, 4, 6, 7, 8, 9, 10],
-                "description": "1 bad auth, 2 not enough balance, 4 not a valid invoice, 6 general error, "
-                "7 node failure, 8 bad arguments, 9 payment in transit, 10 payment failed",
-            },
-            "message": {"type": "string"},
-        },
-    }
-    lnurl_error = {
-        "type": "object",
-        "required": ["status", "reason"],
-        "properties": {"status": {"const": "ERROR"}, "reason": {"type": "string"}},
-    }
-    return {
-        "Meta": meta,
-        "Pagination": pagination,
-        "ErrorEnvelope": error,
-        "LndHubError": lndhub_error,
-        "LnurlError": lnurl_error,
-    }

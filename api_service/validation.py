@@ -15,6 +15,13 @@ from shared.errors import NotFound, UnsupportedMediaType, ValidationError
 Model = TypeVar("Model", bound=pydantic.BaseModel)
 
 
+def no_nul(value: str) -> str:
+    """Refuse NUL characters: Postgres text cannot hold them, so they would fail in the database."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
 def _field_errors(exc: pydantic.ValidationError) -> list[dict[str, Any]]:
     details = []
     for err in exc.errors(include_url=False, include_context=False, include_input=False):

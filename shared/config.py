@@ -77,6 +77,7 @@ class Settings(BaseSettings):
 
     invoice_wait_s: float = Field(5.0, ge=0, le=60)
     payment_wait_s: float = Field(10.0, ge=0, le=120)
+    wait_recheck_s: float = Field(1.0, gt=0, le=3600, description="re-read a waited-for row this often")
     payment_timeout_s: int = Field(60, ge=5, le=3600, description="SendPaymentV2 timeout_seconds")
     fee_reserve_ppm: int = Field(10_000, ge=0, le=1_000_000)
     fee_reserve_min_sat: int = Field(10, ge=0, le=1_000_000)

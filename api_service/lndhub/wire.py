@@ -50,6 +50,9 @@ async def _fields(request: web.Request) -> dict[str, Any]:
     raw = await request.read()
     if not raw.strip():
         return {}
+    if request.content_type != "application/json":
+        # As the reference servers do: a body is read as JSON or as a form, nothing else.
+        raise bad_arguments("Send the body as JSON or as a form")
     try:
         data = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):

@@ -10,7 +10,7 @@ import pydantic
 from pydantic import AfterValidator, Field, StringConstraints
 from pydantic.alias_generators import to_camel
 
-from api_service.validation import ApiModel, OutModel, PageQuery
+from api_service.validation import ApiModel, OutModel, PageQuery, no_nul
 
 USERNAME_PATTERN = r"^[A-Za-z0-9_.-]{3,32}$"
 PASSWORD_MIN_CHARS = 8
@@ -77,4 +77,6 @@ class UserUpdate(ApiModel):
 
 
 class UserListQuery(PageQuery):
-    q: str | None = Field(None, max_length=64, description="case-insensitive substring of the username")
+    q: Annotated[str, AfterValidator(no_nul)] | None = Field(
+        None, max_length=64, description="case-insensitive substring of the username"
+    )

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import pydantic
 from pydantic import AfterValidator, Field, StrictBool, StrictInt
 
-from api_service.validation import ApiModel, OutModel, PageQuery
+from api_service.validation import ApiModel, OutModel, PageQuery, no_nul
 from shared.bolt11 import MAX_PAYMENT_REQUEST_CHARS
 from shared.bolt11 import normalize as normalize_payment_request
 from shared.db.models import INVOICE_STATES, PAYMENT_STATES
@@ -28,22 +28,15 @@ WEBHOOK_URL_MAX_CHARS = 2048
 ALL_STATES = tuple(dict.fromkeys(INVOICE_STATES + PAYMENT_STATES))
 
 
-def _no_nul(value: str) -> str:
-    # Postgres text cannot hold NUL: refuse it here rather than fail in the database with a 500.
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    return value
-
-
 def _check_memo(value: str) -> str:
-    _no_nul(value)
+    no_nul(value)
     if len(value.encode("utf-8")) > MEMO_MAX_BYTES:
         raise ValueError(f"must be at most {MEMO_MAX_BYTES} bytes in UTF-8")
     return value
 
 
 def _check_webhook_url(value: str) -> str:
-    _no_nul(value)
+    no_nul(value)
     if any(ch.isspace() or ord(ch) < 0x20 for ch in value):
         raise ValueError("must not contain whitespace or control characters")
     try:
@@ -101,9 +94,14 @@ class ActivityQuery(PageQuery):
     @pydantic.field_validator("from_", "to")
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
-        return value
+        try:
+            return value.astimezone(UTC)  # the database compares in UTC
+        except OverflowError:  # e.g. 0001-01-01T00:00+14:00 is before year 1 in UTC
+            raise ValueError("must be between years 1 and 9999 in UTC") from None
 
     @pydantic.model_validator(mode="after")
     def _range(self) -> ActivityQuery:

@@ -42,7 +42,6 @@ log = logging.getLogger("api.wallet")
 INVOICE_FINAL_STATES = frozenset({"open", "settled", "expired", "canceled", "failed"})
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _HASH = re.compile(r"^[0-9a-fA-F]{64}$")
-_RECHECK_S = 1.0  # re-read the row at least this often while waiting, in case an event was lost
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +189,7 @@ async def submit_and_wait(
             if state is None or state in final_states or remaining <= 0:
                 return
             try:
-                event = await asyncio.wait_for(events.get(), min(remaining, _RECHECK_S))
+                event = await asyncio.wait_for(events.get(), min(remaining, deps.settings.wait_recheck_s))
             except TimeoutError:
                 # No event within the interval: maybe lost (the hub reconnecting). Ask the row.
                 state = await current_state()

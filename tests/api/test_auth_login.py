@@ -67,6 +67,7 @@ class LoginTest(ApiCase):
             {"username": "x'; DROP TABLE users;--", "password": DEFAULT_PASSWORD},
             {"username": "ålice名前", "password": "pässwörd"},
             {"username": "%", "password": DEFAULT_PASSWORD},
+            {"username": "Ali\x00ce", "password": DEFAULT_PASSWORD},  # no stored name holds a NUL
         ]
         errors = []
         for body in cases:
@@ -141,16 +142,15 @@ class LoginRateLimitTest(ApiCase):
 
 
 class EventLoopNotBlockedTest(ApiCase):
-    """bcrypt runs off the loop: /healthz stays fast while 20 logins at a real cost (10) run.
+    """bcrypt runs off the loop: the loop thread's CPU time during 20 logins at a real cost (10) stays
+    below what the 20 checks alone cost, and /healthz answers meanwhile.
 
-    A blocked loop stalls ~60 ms per check, in every run. Other processes on a shared 2-core machine
-    can also delay a probe now and then, so the latency measurement gets up to three attempts; the
-    loop thread's CPU time is a second, load-independent witness (bcrypt on the loop would add
-    20 x ~60 ms of CPU to it)."""
+    CPU time of the loop thread is a load-independent witness: bcrypt on the loop would add 20 x ~60 ms
+    of CPU to it, whatever else the machine runs. Latency is not asserted (it depends on the machine's
+    load; the bench reports it)."""
 
     settings_overrides = {"bcrypt_cost": 10}
     LOGINS = 20
-    MAX_LATENCY_S = 0.050
 
     async def asyncSetUp(self):
         await super().asyncSetUp()
@@ -165,40 +165,21 @@ class EventLoopNotBlockedTest(ApiCase):
         response = await self.client.post(URL, json={"username": "busy", "password": "correct horse"})
         self.assertEqual(response.status, 200)
 
-    async def probe_during_logins(self):
-        cpu_before = time.thread_time()
-        logins = asyncio.gather(*(self.one_login() for _ in range(self.LOGINS)))
-        latencies = []
-        while not logins.done():
-            t0 = time.perf_counter()
-            response = await self.client.get("/healthz")
-            latencies.append(time.perf_counter() - t0)
-            self.assertEqual(response.status, 200)
-            await asyncio.sleep(0.005)
-        await logins
-        latencies.sort()
-        return latencies, time.thread_time() - cpu_before
-
-    async def test_healthz_answers_quickly_during_logins(self):
+    async def test_logins_leave_the_loop_free(self):
         import bcrypt
 
         sample = bcrypt.hashpw(b"correct horse", bcrypt.gensalt(10))
-        t0 = time.thread_time()
-        bcrypt.checkpw(b"correct horse", sample)
-        check_cpu_s = time.thread_time() - t0
-
-        attempts = []
+        costs = []
         for _ in range(3):
-            latencies, loop_cpu_s = await self.probe_during_logins()
-            p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-            attempts.append((latencies[-1], p99, len(latencies), loop_cpu_s))
-            print(
-                f"\nhealthz during {self.LOGINS} logins (cost 10): n={len(latencies)} "
-                f"max={latencies[-1] * 1000:.1f} ms p99={p99 * 1000:.1f} ms; loop thread CPU "
-                f"{loop_cpu_s * 1000:.0f} ms (one check: {check_cpu_s * 1000:.0f} ms)"
-            )
-            self.assertGreaterEqual(len(latencies), 5)
-            self.assertLess(loop_cpu_s, self.LOGINS * check_cpu_s)  # on the loop: more than this
-            if latencies[-1] < self.MAX_LATENCY_S:
-                break
-        self.assertLess(min(a[0] for a in attempts), self.MAX_LATENCY_S, attempts)
+            t0 = time.thread_time()
+            bcrypt.checkpw(b"correct horse", sample)
+            costs.append(time.thread_time() - t0)
+        check_cpu_s = min(costs)
+
+        cpu_before = time.thread_time()
+        logins = asyncio.gather(*(self.one_login() for _ in range(self.LOGINS)))
+        self.assertEqual((await self.client.get("/healthz")).status, 200)
+        await logins
+        loop_cpu_s = time.thread_time() - cpu_before
+        # On the loop the checks alone would cost LOGINS x check_cpu_s; the HTTP work is far below half.
+        self.assertLess(loop_cpu_s, self.LOGINS * check_cpu_s / 2, (loop_cpu_s, check_cpu_s))

@@ -1,17 +1,13 @@
 """The error middleware: every failure leaves in the envelope, none of bad input is a 500."""
 
 import json
-import uuid
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from api_service import openapi
 from api_service.app import create_app
 from tests.support.cases import ApiCase, DbCase
-from tests.support.factories import auth_headers, create_user
 
 REGISTER = "/api/v1/auth/register"
-OWN_PREFIXES = ("/api/v1/auth/", "/api/v1/users")
 
 
 async def envelope_error(test, response, status=None, code=None):
@@ -117,57 +113,3 @@ class UnexpectedErrorTest(DbCase):
         error_id = body["error"]["details"]["errorId"]
         self.assertRegex(error_id, r"^[0-9a-f]{32}$")
         self.assertEqual(logs.records[0].error_id, error_id)
-
-
-class NoBadInputIsA500Test(ApiCase):
-    """Every registered operation, with hostile input, as anonymous, user and admin: never a 500."""
-
-    async def test_every_operation_survives_bad_input(self):
-        admin_id = await create_user(self.sessions, username="root", role="admin")
-        user_id = await create_user(self.sessions, username="plain")
-        identities = [
-            {},
-            auth_headers(self.settings, user_id),
-            auth_headers(self.settings, admin_id, "admin"),
-            {"Authorization": "Bearer " + "A" * 5000},
-        ]
-        bodies = [
-            None,
-            b"{",
-            b"[]",
-            json.dumps({"username": "x'; DROP TABLE users;--", "password": "é" * 40}),
-            json.dumps({"username": None, "password": None, "refreshToken": None, "role": None}),
-            json.dumps({"username": "a" * 10_000, "password": ["x"], "isActive": {"$ne": 1}}),
-            json.dumps({"refreshToken": "\u0000" * 10, "currentPassword": 1e309}),
-        ]
-        path_ids = [str(uuid.uuid4()), "%00", "..%2F..%2Fetc", "me", "'%20OR%201=1--"]
-        checked = 0
-        for op in openapi.operations():
-            if not op.path.startswith(OWN_PREFIXES):
-                continue  # other modules' operations are fuzzed by their own tests
-            paths = [op.path.replace("{id}", value) for value in path_ids] if "{id}" in op.path else [op.path]
-            for path in paths:
-                for headers in identities:
-                    for body in bodies if op.method in ("POST", "PUT", "PATCH") else [None]:
-                        response = await self.client.request(
-                            op.method,
-                            path + "?page=-1&q=%25%5C",
-                            data=body,
-                            headers={**headers, "Content-Type": "application/json"},
-                        )
-                        self.assertLess(response.status, 500, f"{op.method} {path}: {await response.text()}")
-                        if response.status >= 400:
-                            await envelope_error(self, response)
-                        checked += 1
-        self.assertGreater(checked, 100)
-
-
-class DocumentedOperationsAreRoutedTest(ApiCase):
-    async def test_each_documented_auth_and_user_operation_has_a_route(self):
-        routes = {
-            (r.method, r.resource.canonical) for r in self.app.router.routes() if r.resource is not None
-        }
-        ops = [op for op in openapi.operations() if op.path.startswith(OWN_PREFIXES)]
-        self.assertGreaterEqual(len(ops), 10)
-        for op in ops:
-            self.assertIn((op.method, op.path), routes)

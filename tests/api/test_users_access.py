@@ -4,6 +4,7 @@ import uuid
 
 from sqlalchemy import select
 
+from api_service.services import passwords
 from shared.db.models import Account, RefreshToken, User
 from tests.support.cases import ApiCase
 from tests.support.factories import DEFAULT_PASSWORD, auth_headers, create_user
@@ -93,7 +94,14 @@ class ReadUsersTest(UsersCase):
         self.assertEqual(await search("名前"), [])
 
     async def test_list_query_validation(self):
-        for params in ({"pageSize": "101"}, {"page": "0"}, {"page": "x"}, {"q": "a" * 65}, {"sort": "id"}):
+        for params in (
+            {"pageSize": "101"},
+            {"page": "0"},
+            {"page": "x"},
+            {"q": "a" * 65},
+            {"sort": "id"},
+            {"q": "a\x00"},
+        ):
             response = await self.client.get(USERS, params=params, headers=self.admin)
             await error_of(self, response, 400, "VALIDATION_ERROR")
 
@@ -308,3 +316,27 @@ class DeleteUsersTest(UsersCase):
         await error_of(
             self, await self.client.delete(f"{USERS}/{self.admin_id}", headers=self.admin), 409, "CONFLICT"
         )
+
+
+class CurrentPasswordGuessingTest(UsersCase):
+    """Guessing currentPassword with a stolen access token is rate limited like logging in."""
+
+    settings_overrides = {"rate_limit_login_per_username": 3}
+
+    async def change(self, current):
+        body = {"password": "brand new pass", "currentPassword": current}
+        return await self.client.patch(f"{USERS}/{self.alice_id}", json=body, headers=self.alice)
+
+    async def test_guesses_beyond_the_limit_are_429_even_when_right(self):
+        for guess in ("guess one", "guess two", "guess three"):
+            await error_of(self, await self.change(guess), 401, "INVALID_CREDENTIALS")
+        response = await self.change(DEFAULT_PASSWORD)  # the right one, once the limit is used up
+        await error_of(self, response, 429, "RATE_LIMITED")
+        self.assertGreater(int(response.headers["Retry-After"]), 0)
+        async with self.sessions() as session:
+            stored = (await session.get(User, self.alice_id)).password_hash
+        self.assertTrue(await passwords.verify_password(DEFAULT_PASSWORD, stored))  # unchanged
+        # The guesses counted against the login limit of the same name.
+        await error_of(self, await self.login("alice"), 429, "RATE_LIMITED")
+        # Another user's limit is untouched.
+        self.assertEqual((await self.login("bob")).status, 200)

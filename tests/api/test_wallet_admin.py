@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import uuid
+from unittest import mock
 
 from arq.worker import Worker, func
 
@@ -72,7 +73,7 @@ class AdminJobsTest(WalletCase):
         await arq.enqueue_job(jobs.CREATE_INVOICE, str(done_id), _job_id=jobs.create_invoice_job_id(done_id))
         await arq.enqueue_job(jobs.PAY_INVOICE, str(failed_id), _job_id=jobs.pay_invoice_job_id(failed_id))
         async with arq_worker(self, burst=True) as (_, task):
-            await asyncio.wait_for(task, 10)
+            await asyncio.wait_for(task, 30)
         queued_id = uuid.uuid4()
         await arq.enqueue_job(
             jobs.CREATE_INVOICE, str(queued_id), _job_id=jobs.create_invoice_job_id(queued_id)
@@ -141,8 +142,9 @@ class AdminJobsTest(WalletCase):
 class AdminNodeTest(WalletCase):
     async def test_node_info_through_a_worker_job(self):
         _, admin_headers = await self.user(role="admin")
-        async with arq_worker(self):
-            response = await self.client.get("/api/v1/admin/node", headers=admin_headers)
+        with mock.patch.object(admin, "NODE_WAIT_S", 60):  # the worker answers long before
+            async with arq_worker(self):
+                response = await self.client.get("/api/v1/admin/node", headers=admin_headers)
         body = await response.json()
         self.assertEqual(response.status, 200, body)
         self.assertEqual(
@@ -183,7 +185,7 @@ class StreamTest(WalletCase):
         await events.publish(self.redis, events.RowEvent("invoice", mine, "settled", user_id))
         await events.publish(self.redis, events.RowEvent("payment", mine, "failed", user_id))
         lines = []
-        async with asyncio.timeout(5):
+        async with asyncio.timeout(30):
             while len(lines) < 6:
                 lines.append((await response.content.readline()).decode())
         self.assertEqual(lines[0], "event: invoice.settled\n")
@@ -202,13 +204,14 @@ class StreamTest(WalletCase):
         from api_service.events_hub import EVENTS_HUB
 
         self.app[EVENTS_HUB].close_streams()
-        async with asyncio.timeout(5):
+        async with asyncio.timeout(30):
             await response.content.read()
         self.assertTrue(response.content.at_eof())
 
 
 class EventsHubTest(WalletCase):
-    settings_overrides = {"invoice_wait_s": 3.0, "payment_wait_s": 3.0}
+    # A 60 s wait, re-read every 50 ms: within the tests' 30 s deadline only a re-read can end it.
+    settings_overrides = {"invoice_wait_s": 60, "payment_wait_s": 60, "wait_recheck_s": 0.05}
 
     async def test_hub_without_redis_starts_and_stops_cleanly(self):
         from api_service.events_hub import EventsHub
@@ -228,6 +231,8 @@ class EventsHubTest(WalletCase):
             await hub._task
         _, headers = await self.user()
         async with running_fake_worker(self):
-            response = await self.client.post("/api/v1/invoices", json={"amountSat": 5}, headers=headers)
+            response = await asyncio.wait_for(
+                self.client.post("/api/v1/invoices", json={"amountSat": 5}, headers=headers), timeout=30
+            )
         self.assertEqual(response.status, 201)
         self.assertEqual((await response.json())["data"]["state"], "open")

@@ -4,20 +4,35 @@ import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select, update
 
+from api_service.app import create_app
 from api_service.keys import ARQ
 from shared import jobs
 from shared.db.models import IdempotencyKey, Invoice, Payment
-from tests.api.test_wallet_support import count_rows, insert_open_invoice, running_fake_worker
+from tests.api.test_wallet_support import count_rows, insert_open_invoice, insert_payment, running_fake_worker
 from tests.support.cases import ApiCase
 from tests.support.factories import auth_headers, create_user
 
 URL = "/api/v1/invoices"
 
 
+# A running (fake) worker's answer ends a wait long before this, even on a busy 2-core machine.
+WORKER_WAITS = {"invoice_wait_s": 30.0, "payment_wait_s": 30.0}
+
+
 class WalletCase(ApiCase):
-    settings_overrides = {"invoice_wait_s": 0.3, "payment_wait_s": 0.3}
+    # No worker runs unless a test starts one: answer 202 at once rather than wait for nobody.
+    settings_overrides = {"invoice_wait_s": 0, "payment_wait_s": 0}
+
+    async def restart_app(self, **overrides) -> None:
+        """Rebuild the app with other settings (an app keeps the settings it was built with)."""
+        await self.client.close()
+        self.settings = self.make_settings(**overrides)
+        self.app = create_app(self.settings)
+        self.client = TestClient(TestServer(self.app))
+        await self.client.start_server()
 
     async def user(self, balance_sat: int = 0, role: str = "user") -> tuple[uuid.UUID, dict]:
         user_id = await create_user(self.sessions, balance_sat=balance_sat, role=role)
@@ -79,6 +94,7 @@ class CreateInvoiceTest(WalletCase):
         )
 
     async def test_201_when_the_worker_answers_in_time(self):
+        await self.restart_app(**WORKER_WAITS)
         _user_id, headers = await self.user()
         async with running_fake_worker(self):
             response = await self.client.post(
@@ -98,15 +114,9 @@ class CreateInvoiceTest(WalletCase):
         self.assertNotIn("Location", response.headers)
 
     async def test_the_outcome_event_wakes_the_waiting_request(self):
-        # With a 60 s wait, only the worker's event can end the request within the 30 s deadline.
-        await self.client.close()
-        self.settings = self.make_settings(invoice_wait_s=60)
-        from aiohttp.test_utils import TestClient, TestServer
-
-        from api_service.app import create_app
-
-        self.client = TestClient(TestServer(create_app(self.settings)))
-        await self.client.start_server()
+        # The wait (60 s) and the re-read interval (600 s) are both far beyond the 30 s deadline:
+        # only the worker's event can end the request within it.
+        await self.restart_app(invoice_wait_s=60, wait_recheck_s=600)
         _user_id, headers = await self.user()
         async with running_fake_worker(self):
             response = await asyncio.wait_for(
@@ -173,16 +183,7 @@ class CreateInvoiceTest(WalletCase):
         self.assertEqual(response.status, 202)
 
     async def test_max_invoice_setting_is_enforced(self):
-        self.settings = self.settings.model_copy(update={"max_invoice_sat": 50})
-        # the app keeps its own settings object: rebuild it with the lower maximum
-        await self.client.close()
-        from aiohttp.test_utils import TestClient, TestServer
-
-        from api_service.app import create_app
-
-        self.app = create_app(self.settings)
-        self.client = TestClient(TestServer(self.app))
-        await self.client.start_server()
+        await self.restart_app(max_invoice_sat=50)
         _user_id, headers = await self.user()
         await self.assert_error(
             await self.client.post(URL, json={"amountSat": 51}, headers=headers), 400, "VALIDATION_ERROR"
@@ -233,6 +234,7 @@ class IdempotencyTest(WalletCase):
         self.assertEqual(await count_rows(self, Invoice), 2)
 
     async def test_replay_after_completion_returns_the_stored_201(self):
+        await self.restart_app(**WORKER_WAITS)
         _user_id, headers = await self.user()
         headers = {**headers, "Idempotency-Key": "done"}
         async with running_fake_worker(self):
@@ -264,29 +266,12 @@ class ListAndGetTest(WalletCase):
         for i in range(3):
             invoice_id, _, _ = await insert_open_invoice(self, user_id, amount_sat=100 + i)
             ids.append(invoice_id)
+        for i in range(2):
+            payment_id, _ = await insert_payment(
+                self, user_id, state="failed" if i else "succeeded", amount_msat=5_500 + i, fee_msat=1_234
+            )
+            ids.append(payment_id)
         async with self.sessions() as session, session.begin():
-            from shared import ledger
-
-            account_id = await ledger.user_account_id(session, user_id)
-            for i in range(2):
-                payment_id = uuid.uuid4()
-                await session.execute(
-                    Payment.__table__.insert().values(
-                        id=payment_id,
-                        user_id=user_id,
-                        account_id=account_id,
-                        state="failed" if i else "succeeded",
-                        payment_hash=uuid.uuid4().bytes * 2,
-                        payment_request="lnbcrt1x",
-                        destination="02" * 33,
-                        amount_msat=5_500 + i,
-                        fee_limit_msat=10_000,
-                        hold_msat=15_500,
-                        fee_msat=1_234 if not i else None,
-                        preimage=b"p" * 32 if not i else None,
-                    )
-                )
-                ids.append(payment_id)
             for n, row_id in enumerate(ids):
                 when = base + timedelta(hours=n)
                 await session.execute(update(Invoice).where(Invoice.id == row_id).values(created_at=when))
@@ -365,6 +350,8 @@ class ListAndGetTest(WalletCase):
             {"page": "0"},
             {"from": "yesterday"},
             {"from": "2024-02-01", "to": "2024-01-01"},
+            {"from": "0001-01-01T00:00:00+14:00"},  # before year 1 in UTC
+            {"to": "9999-12-31T23:59:59-14:00"},  # after year 9999 in UTC
             {"all": "maybe"},
             {"page": "1e3"},
             {"unknown": "1"},

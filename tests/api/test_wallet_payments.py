@@ -10,7 +10,7 @@ from api_service.keys import ARQ
 from api_service.services import idempotency
 from shared import jobs, ledger
 from shared.db.models import Account, Payment
-from tests.api.test_wallet_invoices import WalletCase
+from tests.api.test_wallet_invoices import WORKER_WAITS, WalletCase
 from tests.api.test_wallet_support import (
     balance_msat,
     count_rows,
@@ -202,6 +202,7 @@ class PaymentHoldTest(WalletCase):
 
 class PaymentOutcomeTest(WalletCase):
     async def test_200_with_preimage_when_the_worker_finishes_in_time(self):
+        await self.restart_app(**WORKER_WAITS)
         user_id, headers = await self.user(balance_sat=10_000)
         pr, _ = make_payment_request(amount_msat=1_000_000)
         async with running_fake_worker(self, payment_outcome="succeeded"):
@@ -217,6 +218,7 @@ class PaymentOutcomeTest(WalletCase):
         self.assertEqual(again["data"], data)
 
     async def test_failed_payment_releases_the_hold(self):
+        await self.restart_app(**WORKER_WAITS)
         user_id, headers = await self.user(balance_sat=10_000)
         pr, _ = make_payment_request(amount_msat=1_000_000)
         async with running_fake_worker(self, payment_outcome="failed"):
@@ -379,6 +381,7 @@ class PaymentIdempotencyTest(WalletCase):
         self.assertEqual(await count_rows(self, Payment), 1)
 
     async def test_replay_after_success_returns_the_first_200_not_already_paid(self):
+        await self.restart_app(**WORKER_WAITS)
         _user_id, headers = await self.user(balance_sat=10_000)
         headers = {**headers, "Idempotency-Key": "pay-2"}
         pr, _ = make_payment_request(amount_msat=1_000_000)

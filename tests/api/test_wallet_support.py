@@ -52,6 +52,38 @@ async def insert_open_invoice(
     return invoice_id, pr, payment_hash
 
 
+async def insert_payment(
+    case,
+    user_id: uuid.UUID,
+    *,
+    state: str = "succeeded",
+    amount_msat: int = 5_500,
+    fee_msat: int | None = None,
+) -> tuple[uuid.UUID, bytes]:
+    """A finished outgoing payment row (no hold left), as the worker leaves it: (id, payment hash)."""
+    payment_hash = os.urandom(32)
+    succeeded = state == "succeeded"
+    async with case.sessions() as session, session.begin():
+        payment_id = await session.scalar(
+            insert(Payment)
+            .values(
+                user_id=user_id,
+                account_id=await ledger.user_account_id(session, user_id),
+                state=state,
+                payment_hash=payment_hash,
+                payment_request="lnbcrt1x",
+                destination="02" * 33,
+                amount_msat=amount_msat,
+                fee_limit_msat=10_000,
+                hold_msat=amount_msat + 10_000,
+                fee_msat=fee_msat if succeeded else None,
+                preimage=os.urandom(32) if succeeded else None,
+            )
+            .returning(Payment.id)
+        )
+    return payment_id, payment_hash
+
+
 async def open_invoice(session, invoice_id: uuid.UUID) -> Invoice | None:
     invoice = await session.get(Invoice, invoice_id, with_for_update=True)
     if invoice is None or invoice.state != "pending":

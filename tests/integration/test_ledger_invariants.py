@@ -4,6 +4,7 @@ import asyncio
 import uuid
 
 import asyncpg
+from sqlalchemy.exc import IntegrityError
 
 from shared import ledger
 from shared.errors import InsufficientBalance
@@ -58,6 +59,30 @@ class LedgerInvariantsTest(DbCase):
                     )
         finally:
             await connection.close()
+
+    async def test_database_refuses_a_second_release_of_one_hold(self):
+        # With 100 sat and 30 sat held, releasing the hold twice leaves held at -30 sat, which the
+        # available check alone would allow (available would be 130 sat): only held >= 0 refuses it.
+        user_id = await factories.create_user(self.sessions, balance_sat=100)
+        account_id = await self.account_of(user_id)
+        async with self.sessions() as session, session.begin():
+            await ledger.place_hold(session, account_id, 30_000)
+        release = "UPDATE accounts SET held_msat = held_msat - $2 WHERE id = $1"
+        connection = await self.connect()
+        try:
+            await connection.execute(release, account_id, 30_000)
+            with self.assertRaises(asyncpg.CheckViolationError) as ctx:
+                await connection.execute(release, account_id, 30_000)
+            self.assertIn("accounts_held_non_negative", str(ctx.exception))
+            row = await connection.fetchrow(
+                "SELECT balance_msat, held_msat FROM accounts WHERE id = $1", account_id
+            )
+            self.assertEqual(tuple(row), (100_000, 0))
+        finally:
+            await connection.close()
+        with self.assertRaises(IntegrityError):  # the helper is refused the same way
+            async with self.sessions() as session, session.begin():
+                await ledger.release_hold(session, account_id, 1)
 
     async def test_unbalanced_transaction_is_refused_at_commit(self):
         user_id = await factories.create_user(self.sessions, balance_sat=5)

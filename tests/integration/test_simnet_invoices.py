@@ -186,7 +186,7 @@ class SimnetInvoiceTest(aiounittest.AsyncTestCase):
             async def canceled():
                 return (await alice.lookup_invoice(added.payment_hash)).state is InvoiceState.CANCELED
 
-            await wait_for(canceled, timeout_s=10, what="expiry")
+            await wait_for(canceled, timeout_s=30, what="expiry")
             with self.assertRaises(LightningRequestError) as ctx:
                 await pay(net, "bob", added.payment_request)
             self.assertIn("invoice expired. Valid until", ctx.exception.message)

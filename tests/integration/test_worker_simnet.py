@@ -66,7 +66,7 @@ class WorkerSimnetTests(WorkerCase):
         )
         return invoice_id
 
-    async def wait_state(self, table: str, row_id: uuid.UUID, state: str, timeout_s: float = 15) -> None:
+    async def wait_state(self, table: str, row_id: uuid.UUID, state: str, timeout_s: float = 60) -> None:
         async def check() -> bool:
             sql = f"SELECT state FROM {table} WHERE id = :i"  # noqa: S608 - test code, fixed names
             return await self.scalar(sql, i=row_id) == state
@@ -100,7 +100,7 @@ class WorkerSimnetTests(WorkerCase):
         async def all_settled() -> bool:
             return await self.scalar("SELECT count(*) FROM invoices WHERE state = 'settled'") == len(made)
 
-        await wait_for(all_settled, timeout_s=20, message="every invoice settled")
+        await wait_for(all_settled, timeout_s=60, message="every invoice settled")
         for user in users:
             expected = sum(amount * 1000 for owner, amount in made.values() if owner == user)
             self.assertEqual((await self.balance(user)).balance_msat, expected)
@@ -139,7 +139,7 @@ class WorkerSimnetTests(WorkerCase):
                 "release", "--node", "alice", bob_invoice.payment_hash.hex(), "--outcome", "succeed"
             )
             self.assertNotIn("error", release)
-            await self.wait_state("payments", payment_id, "succeeded", timeout_s=45)
+            await self.wait_state("payments", payment_id, "succeeded", timeout_s=60)
         payment = await self.payment(payment_id)
         self.assertEqual(payment.attempts, 1)  # sent once; the second worker only tracked it
         listed = await self.net.client("alice").lightning_stub.ListPayments(
@@ -171,8 +171,8 @@ class WorkerSimnetTests(WorkerCase):
         await self.redis.flushdb()  # before any worker saw them
         self.assertEqual(await self.pool.zcard(self.settings.arq_queue_name), 0)
         async with self.worker():
-            await self.wait_state("invoices", invoice_id, "open", timeout_s=20)
-            await self.wait_state("payments", payment_id, "succeeded", timeout_s=20)
+            await self.wait_state("invoices", invoice_id, "open", timeout_s=60)
+            await self.wait_state("payments", payment_id, "succeeded", timeout_s=60)
         self.assertEqual((await self.balance(user)).held_msat, 0)
         await self.assert_ledger_consistent()
 
@@ -183,7 +183,7 @@ class WorkerSimnetTests(WorkerCase):
             made = await self.open_invoices(users, 24)
             early = dict(list(made.items())[:6])
             await self.pay_all(early)  # live, while the worker follows: the cursor moves past 0
-            await wait_for(lambda: self._settled_at_least(6), timeout_s=15, message="live settlements")
+            await wait_for(lambda: self._settled_at_least(6), timeout_s=60, message="live settlements")
             first.process.kill()
             await first.process.wait()
         await self.pay_all(dict(list(made.items())[6:]))  # nobody is listening
@@ -199,7 +199,7 @@ class WorkerSimnetTests(WorkerCase):
             made = await self.open_invoices(users, 10)
             items = list(made.items())
             await self.pay_all(dict(items[:4]))
-            await wait_for(lambda: self._settled_at_least(4), timeout_s=15, message="before restart")
+            await wait_for(lambda: self._settled_at_least(4), timeout_s=60, message="before restart")
             await self.net.restart()
             await self.pay_all(dict(items[4:]))
             await self.assert_all_credited(made, users)

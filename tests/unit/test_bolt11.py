@@ -81,7 +81,7 @@ class DecodeTest(unittest.TestCase):
             "lnxy1qqqq",
             "1" * 50,
             "ln" + "q" * 300,
-            pr[:-1] + ("x" if pr[-1] != "x" else "y"),  # a different last character, always
+            pr[:-1] + ("x" if pr[-1] != "x" else "y"),  # a wrong checksum character, whatever pr ends in
             flipped,
             pr[:120],
             "lnbcrt10u1" + "q" * 200,

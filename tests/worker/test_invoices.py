@@ -4,7 +4,18 @@ from arq import Retry
 
 from lightning_worker.invoices import create_invoice
 from shared.errors import LightningRequestError, LightningUnavailable
+from tests.support.cases import wait_for
 from tests.worker.helpers import WorkerCase, ago, expected_hash
+
+
+async def received(pubsub, kind: str) -> dict:
+    """The next pub/sub message of ``kind`` ("subscribe", "message"), within a generous deadline."""
+
+    async def next_one() -> dict | None:
+        message = await pubsub.get_message(timeout=0.1)
+        return message if message and message["type"] == kind else None
+
+    return await wait_for(next_one, timeout_s=30, message=f"a {kind} message")
 
 
 class CreateInvoiceTests(WorkerCase):
@@ -85,10 +96,11 @@ class CreateInvoiceTests(WorkerCase):
         invoice_id = await self.pending_invoice(await self.user())
         pubsub = self.redis.pubsub()
         await pubsub.subscribe("lw:events")
-        await pubsub.get_message(timeout=1)
-        await create_invoice(self.ctx(), str(invoice_id))
-        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=2)
-        await pubsub.aclose()
-        self.assertIsNotNone(message)
+        try:
+            await received(pubsub, "subscribe")  # confirmed: nothing published from now on is missed
+            await create_invoice(self.ctx(), str(invoice_id))
+            message = await received(pubsub, "message")
+        finally:
+            await pubsub.aclose()
         self.assertIn(str(invoice_id), message["data"].decode())
         self.assertIn('"state": "open"', message["data"].decode())

@@ -64,7 +64,7 @@ class WorkerProcessTests(WorkerCase):
             async def retried() -> bool:
                 return "retrying job" in worker.log_text()
 
-            await wait_for(retried, timeout_s=15, message="the job to be retried")
+            await wait_for(retried, timeout_s=60, message="the job to be retried")
             self.assertIn("LND not reachable yet", worker.log_text())
             self.assertEqual((await self.invoice(invoice_id)).state, "pending")  # unknown is not failed
             self.assertIn('"level": "info"', worker.log_text())  # JSON logs

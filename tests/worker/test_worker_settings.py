@@ -11,7 +11,7 @@ from tests.worker.helpers import WorkerCase
 class WorkerSettingsTests(WorkerCase):
     def _settings_cls(self):
         return build_worker_settings(
-            self.settings, lightning_factory=lambda _settings: self.fake, lease_ttl_s=1
+            self.settings, lightning_factory=lambda _settings: self.fake, lease_ttl_s=30
         )
 
     async def test_settings_come_from_the_one_settings_object(self) -> None:
@@ -68,14 +68,14 @@ class WorkerSettingsTests(WorkerCase):
         self.assertEqual((await self.invoice(invoice_id)).state, "open")
         self.assertEqual((await self.payment(payment_id)).state, "succeeded")
         self.assertEqual((await self.balance(user)).balance_msat, 3_000_000 - 1_001_500)
-        info = await node_job.result(timeout=1)
+        info = await node_job.result(timeout=30)
         self.assertEqual(info["identity_pubkey"], "02" + "ab" * 32)
         self.assertEqual(info["channel_balance"]["local_msat"], 5_000_000_000)
         from arq.jobs import Job
 
         result = await Job(
             jobs.create_invoice_job_id(invoice_id), self.arq, _deserializer=jobs.deserialize
-        ).result(timeout=1)
+        ).result(timeout=30)
         self.assertEqual(result, {"state": "open"})
         self.assertTrue(self.fake.closed)  # on_shutdown closed the client
         await self.assert_ledger_consistent()

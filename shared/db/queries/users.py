@@ -35,6 +35,8 @@ async def get_user(session: AsyncSession, user_id: uuid.UUID, *, for_update: boo
 
 async def get_user_by_username(session: AsyncSession, username: str) -> User | None:
     """The user whose name equals ``username`` ignoring case (served by the unique lower() index)."""
+    if "\x00" in username:  # Postgres text cannot hold NUL, so no stored name has one; asking would fail
+        return None
     return await session.scalar(select(User).where(func.lower(User.username) == username.lower()))
 
 
