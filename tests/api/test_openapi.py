@@ -316,7 +316,8 @@ class ProtocolOperationsTest(ApiCase):
             callback["responses"]["400"]["content"]["application/json"]["schema"],
             {"$ref": "#/components/schemas/LnurlError"},
         )
-        self.assertEqual(schemas["LnurlError"]["properties"]["status"], {"const": "ERROR"})
+        self.assertEqual(schemas["LnurlError"]["properties"]["status"]["const"], "ERROR")
+        self.assertEqual(schemas["LnurlError"]["required"], ["status", "reason"])
 
     def test_bad_protocol_value_is_refused(self):
         with self.assertRaises(ValueError):
