@@ -5,7 +5,18 @@ from __future__ import annotations
 from aiohttp import web
 
 from api_service import health, lndhub, lnurl
-from api_service.handlers import admin, auth, docs, invoices, payments, stream, treasury, users, wallet
+from api_service.handlers import (
+    admin,
+    auth,
+    docs,
+    invoices,
+    payments,
+    reconciliation,
+    stream,
+    treasury,
+    users,
+    wallet,
+)
 
 
 def setup(app: web.Application) -> None:
@@ -19,5 +30,6 @@ def setup(app: web.Application) -> None:
     stream.setup(app)
     admin.setup(app)
     treasury.setup(app)
+    reconciliation.setup(app)
     lndhub.setup(app)
     lnurl.setup(app)

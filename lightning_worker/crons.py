@@ -6,9 +6,11 @@
   left alone.
 - ``expire_invoices``: open invoices past expires_at become ``expired``.
 - ``enqueue_due_webhooks``: outbox rows whose next attempt is due.
-- ``reconcile``: check the ledger against itself: all entries and all balances sum to zero, every
-  account's balance equals the sum of its entries, every account's held amount equals the holds of
-  its active payments. Each breach is logged and recorded as an anomaly (shared/anomalies.py).
+- ``reconcile``: every RECONCILE_EVERY_S (the cron looks every 5 s whether a pass is due), check the
+  ledger against itself: all entries and all balances sum to zero, every account's balance equals
+  the sum of its entries, every account's held amount equals the holds of its active payments (each
+  breach is logged and recorded as an anomaly, shared/anomalies.py); then against the node
+  (reconciliation.py). Both go into the stored result the admin reconciliation view shows.
 - ``purge_idempotency_keys``: keys older than ``IDEMPOTENCY_TTL_S`` are forgotten.
 
 (Open invoices are swept against the node by the settlement lease holder: subscription.py.)
@@ -17,10 +19,12 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from sqlalchemy import text
 
+from lightning_worker import reconciliation
 from lightning_worker.context import get_context
 from lightning_worker.queue import ensure_enqueued
 from lightning_worker.retry import retry_transient
@@ -155,6 +159,25 @@ _HOLD_MISMATCH_SQL = text(
 @retry_transient
 async def reconcile(ctx: dict[str, Any]) -> dict[str, Any]:
     context = get_context(ctx)
+    if not await reconciliation.is_due(context):
+        return {"due": False}
+    started = time.monotonic()
+    ledger_result = await check_ledger(context)
+    result = await reconciliation.reconcile_with_node(context)
+    result.mismatches = ledger_result["mismatches"] + result.mismatches
+    duration_ms = int((time.monotonic() - started) * 1000)
+    await reconciliation.store_result(context, result, duration_ms=duration_ms)
+    return {
+        "ledger_ok": ledger_result["ledger_ok"],
+        "balance_mismatches": ledger_result["balance_mismatches"],
+        "hold_mismatches": ledger_result["hold_mismatches"],
+        "status": result.status,
+        "mismatches": len(result.mismatches),
+    }
+
+
+async def check_ledger(context: Any) -> dict[str, Any]:
+    """The ledger against itself; each breach recorded as an anomaly and listed as a mismatch."""
     async with context.sessions() as session, session.begin():
         entries, balances = await ledger.ledger_totals(session)
         bad_balances = (await session.execute(_BALANCE_MISMATCH_SQL)).all()
@@ -190,10 +213,43 @@ async def reconcile(ctx: dict[str, Any]) -> dict[str, Any]:
                 details={"heldMsat": int(row.held_msat), "activeHoldsMsat": int(row.active)},
                 level=logging.ERROR,
             )
+    mismatches = (
+        [
+            {
+                "kind": anomalies.LEDGER_UNBALANCED,
+                "message": "the ledger does not sum to zero",
+                "entriesSumMsat": entries,
+                "balancesSumMsat": balances,
+            }
+        ]
+        if not ledger_ok
+        else []
+    )
+    mismatches += [
+        {
+            "kind": anomalies.BALANCE_MISMATCH,
+            "message": f"account {row.id} balance disagrees with its entries",
+            "accountId": row.id,
+            "balanceMsat": int(row.balance_msat),
+            "entriesMsat": int(row.entries),
+        }
+        for row in bad_balances
+    ]
+    mismatches += [
+        {
+            "kind": anomalies.HOLD_MISMATCH,
+            "message": f"account {row.id} holds what no active payment holds",
+            "accountId": row.id,
+            "heldMsat": int(row.held_msat),
+            "activeHoldsMsat": int(row.active),
+        }
+        for row in bad_holds
+    ]
     return {
         "ledger_ok": ledger_ok,
         "balance_mismatches": len(bad_balances),
         "hold_mismatches": len(bad_holds),
+        "mismatches": mismatches,
     }
 
 

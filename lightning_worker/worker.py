@@ -130,7 +130,7 @@ def build_worker_settings(
             cron(crons.requeue_stale_rows, second=CRON_EVERY_5_S, run_at_startup=True, **cron_opts),
             cron(crons.expire_invoices, second=CRON_EVERY_5_S, run_at_startup=True, **cron_opts),
             cron(crons.enqueue_due_webhooks, second=CRON_EVERY_2_S, **cron_opts),
-            cron(crons.reconcile, second={30}, run_at_startup=True, **cron_opts),
+            cron(crons.reconcile, second=CRON_EVERY_5_S, run_at_startup=True, **cron_opts),
             cron(crons.purge_idempotency_keys, minute={7, 37}, second={45}, **cron_opts),
         ],
         "on_startup": on_startup,

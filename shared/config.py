@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     max_invoice_sat: int = Field(10_000_000, ge=1, le=2_100_000_000_000_000)
     max_payment_sat: int = Field(10_000_000, ge=1, le=2_100_000_000_000_000)
 
+    reconcile_every_s: int = Field(60, ge=5, le=24 * 3600, description="reconciliation against the node")
+    reconcile_window_s: int = Field(24 * 3600, ge=60, le=90 * 24 * 3600, description="how far back it looks")
+    reconcile_grace_s: int = Field(60, ge=0, le=3600, description="younger settlements are still moving")
     idempotency_ttl_s: int = Field(24 * 3600, ge=60, le=365 * 24 * 3600, description="keys kept this long")
     stale_row_after_s: int = Field(30, ge=1, le=3600, description="re-enqueue pending rows older than this")
     job_result_retention_s: int = Field(24 * 3600, ge=60, le=30 * 24 * 3600)

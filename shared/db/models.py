@@ -200,6 +200,9 @@ class Anomaly(Base):
 
     __tablename__ = "anomalies"
     __table_args__ = (
+        CheckConstraint(
+            "(resolved_at IS NULL) = (resolution IS NULL)", name="anomalies_resolution_with_resolved_at"
+        ),
         Index("anomalies_created_idx", "first_seen_at"),
         Index("anomalies_open_idx", "last_seen_at", postgresql_where=text("resolved_at IS NULL")),
     )
@@ -216,6 +219,29 @@ class Anomaly(Base):
     first_seen_at: Mapped[datetime] = _created_at()
     last_seen_at: Mapped[datetime] = _created_at()
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    resolved_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    resolution: Mapped[str | None] = mapped_column(Text)  # the operator's explanation
+
+
+class ReconciliationRun(Base):
+    """One comparison of the ledger with the node (lightning_worker/reconciliation.py)."""
+
+    __tablename__ = "reconciliation_runs"
+    __table_args__ = (
+        CheckConstraint("status IN ('ok', 'mismatch')", name="reconciliation_runs_status_valid"),
+        Index("reconciliation_runs_checked_idx", "checked_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    checked_at: Mapped[datetime] = _created_at()
+    status: Mapped[str] = mapped_column(Text, nullable=False)
+    liabilities_msat: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    treasury_msat: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    node_local_balance_msat: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    surplus_msat: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    window_s: Mapped[int] = mapped_column(Integer, nullable=False)
+    mismatches: Mapped[Any] = mapped_column(JSONB, nullable=False, server_default=text("'[]'::jsonb"))
+    duration_ms: Mapped[int] = mapped_column(Integer, nullable=False)
 
 
 class NodeIdentity(Base):

@@ -21,6 +21,7 @@ TABLES = {
     "adjustments",
     "anomalies",
     "node_identity",
+    "reconciliation_runs",
 }
 
 

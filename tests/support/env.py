@@ -27,8 +27,8 @@ TEST_RUN_DIR = REPO_ROOT / ".run" / "test-run"
 _migrated: set[str] = set()
 
 TABLES = (
-    "anomalies, webhook_deliveries, ledger_entries, adjustments, idempotency_keys, payments, invoices, "
-    "refresh_tokens, accounts, settlement_cursor, node_identity, users"
+    "reconciliation_runs, anomalies, webhook_deliveries, ledger_entries, adjustments, idempotency_keys, "
+    "payments, invoices, refresh_tokens, accounts, settlement_cursor, node_identity, users"
 )
 SYSTEM_ACCOUNTS_SQL = "INSERT INTO accounts (kind) VALUES ('treasury'), ('fees'), ('external'), ('equity')"
 

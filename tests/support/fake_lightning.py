@@ -104,6 +104,7 @@ class FakeLightning:
         self.calls: dict[str, int] = defaultdict(int)
         self.fail_next: dict[str, list[LightningError]] = defaultdict(list)
         self.break_send_after_first = False
+        self.local_balance_msat = 5_000_000_000
         self._add_index = itertools.count(1)
         self._settle_index = itertools.count(1)
         self._pay_index = itertools.count(1)
@@ -356,7 +357,7 @@ class FakeLightning:
 
     async def channel_balance(self) -> ChannelBalance:
         self._enter("channel_balance")
-        return ChannelBalance(5_000_000_000, 5_000_000_000, 0, 0)
+        return ChannelBalance(self.local_balance_msat, 5_000_000_000, 0, 0)
 
     async def wallet_balance(self) -> WalletBalance:
         return WalletBalance(100_000_000, 100_000_000, 0)
