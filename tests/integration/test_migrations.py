@@ -17,6 +17,7 @@ TABLES = {
     "idempotency_keys",
     "settlement_cursor",
     "webhook_deliveries",
+    "webhook_secrets",
 }
 
 
