@@ -2,8 +2,9 @@
 
 Every entry point calls :func:`load_settings` once and passes the result down; nothing reads the
 environment at import time. Outside ``development`` the secrets (``JWT_SECRET``, ``PREIMAGE_SECRET``,
-``WEBHOOK_SECRET_KEY``) must be set and strong, else start-up stops with a message naming the variable. In development they
-are generated once and kept under ``RUN_DIR`` so tokens and invoices survive restarts.
+``WEBHOOK_SECRET_KEY``) must be set and strong, else start-up stops with a message naming the
+variable. In development they are generated once and kept under ``RUN_DIR`` so tokens and invoices
+survive restarts.
 """
 
 from __future__ import annotations

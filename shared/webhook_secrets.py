@@ -34,7 +34,7 @@ from standardwebhooks import Webhook
 from shared.config import Settings
 from shared.db.models import WebhookSecret
 
-SECRET_PREFIX = "whsec_"
+SECRET_PREFIX = "whsec_"  # noqa: S105 - the format prefix, not a secret
 SECRET_BYTES = 32
 PREVIOUS_VALID_S = 24 * 3600
 _FORMAT_V1 = b"\x01"
