@@ -34,7 +34,7 @@ Auth = Literal["user", "admin"] | None
 REF = "#/components/schemas/{model}"
 
 _ERROR_TEXT = {
-    400: "Validation error (VALIDATION_ERROR), malformed JSON",
+    400: "Validation error (VALIDATION_ERROR, WEBHOOK_URL_NOT_ALLOWED), malformed JSON",
     401: "Not authenticated (UNAUTHORIZED, INVALID_CREDENTIALS, TOKEN_EXPIRED)",
     403: "Not allowed (FORBIDDEN)",
     404: "Not found (NOT_FOUND)",

@@ -11,6 +11,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lightning_worker.context import WorkerContext
+from lightning_worker.webhook_outbox import add_payment_event
 from shared import ledger
 from shared.db.models import Payment
 from shared.events import RowEvent
@@ -58,6 +59,7 @@ async def record_success(context: WorkerContext, row: Payment, final: PaymentUpd
                 kind="payment",
                 payment_id=row.id,
             )
+            await add_payment_event(session, row.id)  # webhook outbox, same transaction (issue 10)
     return await _finish(context, row, changed)
 
 
@@ -79,6 +81,7 @@ async def fail_in_session(session: AsyncSession, row: Payment, reason: str) -> b
     if result.scalar_one_or_none() is None:
         return False
     await ledger.release_hold(session, row.account_id, row.hold_msat)
+    await add_payment_event(session, row.id)  # webhook outbox, same transaction (issue 10)
     return True
 
 

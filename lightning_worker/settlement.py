@@ -3,9 +3,10 @@
 For a batch of SETTLED invoices from LND, one statement (a) moves each matching invoice row to
 ``settled`` with a conditional UPDATE (so a duplicate event, a replay after a restart or a second
 lease holder changes nothing), (b) writes the two ledger legs of every invoice it actually moved
-(external -paid, user +paid, kind ``invoice_settled``), (c) adds a webhook outbox row where the
-invoice asked for one. In the same transaction the node's settle_index cursor moves forward
-(GREATEST, never back). Events are published and webhooks enqueued only after the commit.
+(external -paid, user +paid, kind ``invoice_settled``). In the same transaction (c) an
+``invoice.settled`` webhook outbox row is added where the invoice asked for one (webhook_outbox.py)
+and the node's settle_index cursor moves forward (GREATEST, never back). Events are published and
+webhooks enqueued only after the commit.
 """
 
 from __future__ import annotations
@@ -19,29 +20,15 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lightning_worker.context import WorkerContext
+from lightning_worker.webhook_outbox import add_invoice_events
 from lightning_worker.webhooks import enqueue_deliveries
 from shared.events import RowEvent
 from shared.lightning.types import Invoice, InvoiceState
 
 log = logging.getLogger(__name__)
 
-INVOICE_SETTLED_EVENT = "invoice.settled"
-
-
-def _payload_sql(alias: str) -> str:
-    """The webhook body, built in SQL from an invoices row (``alias``) in its settled state."""
-    return (
-        f"jsonb_build_object('event', CAST(:event AS text), 'invoiceId', {alias}.id, "
-        f"'paymentHash', encode({alias}.payment_hash, 'hex'), 'amountSat', {alias}.amount_msat / 1000, "
-        f"'amountPaidSat', {alias}.amount_paid_msat / 1000, 'amountPaidMsat', {alias}.amount_paid_msat, "
-        f"'memo', {alias}.memo, 'settledAt', "
-        f"to_char({alias}.settled_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'))"
-    )
-
-
-# Only constant SQL fragments are formatted in (the payload expression); values are bound.
 _SETTLE_SQL = text(
-    f"""
+    """
     WITH batch AS (
         SELECT * FROM unnest(CAST(:hashes AS bytea[]), CAST(:settle_indexes AS bigint[]),
                              CAST(:paid_msat AS bigint[]), CAST(:settle_ts AS bigint[]))
@@ -69,22 +56,10 @@ _SETTLE_SQL = text(
                                     (CAST(:external AS bigint), -t.amount_paid_msat))
                AS x(account_id, amount_msat)
         RETURNING 1
-    ),
-    hooks AS (
-        INSERT INTO webhook_deliveries (invoice_id, event, url, payload)
-        SELECT t.id, :event, t.webhook_url,
-               {_payload_sql("t")}
-          FROM txns t
-         WHERE t.webhook_url IS NOT NULL
-        ON CONFLICT (invoice_id, event) DO NOTHING
-        RETURNING id
     )
-    SELECT 'invoice' AS what, t.id AS invoice_id, t.user_id, NULL::bigint AS hook_id,
-           (SELECT count(*) FROM legs) AS legs
+    SELECT t.id AS invoice_id, t.user_id, (SELECT count(*) FROM legs) AS legs
       FROM txns t
-    UNION ALL
-    SELECT 'hook', NULL, NULL, h.id, NULL FROM hooks h
-    """  # noqa: S608
+    """
 )
 
 # Same lock order as shared.ledger.lock_accounts (ascending id): see its docstring.
@@ -97,17 +72,6 @@ _LOCK_ACCOUNTS_SQL = text(
      ORDER BY a.id
        FOR UPDATE
     """
-)
-
-_HOOK_FOR_INVOICE_SQL = text(
-    f"""
-    INSERT INTO webhook_deliveries (invoice_id, event, url, payload)
-    SELECT i.id, :event, i.webhook_url, {_payload_sql("i")}
-      FROM invoices i
-     WHERE i.id = :invoice_id AND i.webhook_url IS NOT NULL AND i.state = 'settled'
-    ON CONFLICT (invoice_id, event) DO NOTHING
-    RETURNING id
-    """  # noqa: S608
 )
 
 _CURSOR_SQL = text(
@@ -168,29 +132,19 @@ async def apply_settlements(
                     "paid_msat": [inv.amt_paid_msat or inv.value_msat for inv in batch],
                     "settle_ts": [inv.settle_date for inv in batch],
                     "external": external_account_id,
-                    "event": INVOICE_SETTLED_EVENT,
                 },
             )
         ).all()
         legs = 0
         for row in rows:
-            if row.what == "invoice":
-                credited.append(SettledInvoice(row.invoice_id, row.user_id))
-                legs = int(row.legs)
-            else:
-                hooks.append(int(row.hook_id))
+            credited.append(SettledInvoice(row.invoice_id, row.user_id))
+            legs = int(row.legs)
         if legs != 2 * len(credited):  # a user without an account: refuse rather than lose money
             raise RuntimeError(f"settlement wrote {legs} ledger legs for {len(credited)} invoices")
+        hooks = await add_invoice_events(session, [s.invoice_id for s in credited])  # webhooks (issue 10)
     if cursor_node is not None and max_index > 0:
         await session.execute(_CURSOR_SQL, {"node": cursor_node, "settle_index": max_index})
     return BatchResult(credited, hooks, max_index)
-
-
-async def add_settled_webhook(session: AsyncSession, invoice_id: uuid.UUID) -> int | None:
-    """The outbox row announcing an invoice settled inside Postgres (internal payment), if wanted."""
-    return await session.scalar(
-        _HOOK_FOR_INVOICE_SQL, {"invoice_id": invoice_id, "event": INVOICE_SETTLED_EVENT}
-    )
 
 
 async def settle_invoices(

@@ -34,7 +34,6 @@ from lightning_worker.lightning import DeferredLightningClient
 from lightning_worker.node import node_info
 from lightning_worker.payments import pay_invoice
 from lightning_worker.subscription import SettlementSubscription
-from lightning_worker.webhooks import MAX_ATTEMPTS as WEBHOOK_MAX_ATTEMPTS
 from lightning_worker.webhooks import deliver_webhook
 from shared import jobs
 from shared.config import Settings, load_settings
@@ -47,7 +46,8 @@ DEFAULT_MAX_TRIES = 25
 # retries. The stale-row cron revives it should even this run out.
 PAY_MAX_TRIES = 2000
 CRON_EVERY_5_S = set(range(0, 60, 5))
-CRON_EVERY_2_S = set(range(0, 60, 2))
+CRON_EVERY_S = set(range(60))
+WEBHOOK_MAX_TRIES = 10  # one attempt per run; tries only absorb Postgres/Redis blips (retry_transient)
 
 
 def job_timeout_s(settings: Settings) -> float:
@@ -95,14 +95,14 @@ def build_worker_settings(
                 deliver_webhook,
                 name=jobs.DELIVER_WEBHOOK,
                 timeout=timeout_s,
-                max_tries=WEBHOOK_MAX_ATTEMPTS + 5,
+                max_tries=WEBHOOK_MAX_TRIES,
             ),
             func(node_info, name=jobs.NODE_INFO, timeout=timeout_s, max_tries=1, keep_result=300),
         ],
         "cron_jobs": [
             cron(crons.requeue_stale_rows, second=CRON_EVERY_5_S, run_at_startup=True, **cron_opts),
             cron(crons.expire_invoices, second=CRON_EVERY_5_S, run_at_startup=True, **cron_opts),
-            cron(crons.enqueue_due_webhooks, second=CRON_EVERY_2_S, **cron_opts),
+            cron(crons.enqueue_due_webhooks, second=CRON_EVERY_S, **cron_opts),
             cron(crons.reconcile, second={30}, run_at_startup=True, **cron_opts),
         ],
         "on_startup": on_startup,

@@ -83,6 +83,7 @@ class CreatePaymentBody(ApiModel):
     amount_sat: StrictInt | None = Field(None, description="only for a zero-amount invoice")
     fee_limit_sat: StrictInt | None = Field(None, ge=0, description="default: the configured fee reserve")
     from_treasury: StrictBool = False
+    webhook_url: WebhookUrl | None = None
 
 
 class ActivityQuery(PageQuery):
@@ -165,6 +166,7 @@ class PaymentOut(OutModel):
     from_treasury: bool
     created_at: datetime
     completed_at: datetime | None
+    webhook_url: str | None = None
 
 
 class NodeChannelBalanceOut(OutModel):

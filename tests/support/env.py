@@ -31,8 +31,8 @@ TEST_RUN_DIR = REPO_ROOT / ".run" / "test-run"
 _migrated: set[str] = set()
 
 TABLES = (
-    "webhook_deliveries, webhook_secrets, ledger_entries, idempotency_keys, payments, invoices, refresh_tokens, "
-    "accounts, settlement_cursor, users"
+    "webhook_deliveries, webhook_secrets, ledger_entries, idempotency_keys, payments, invoices, "
+    "refresh_tokens, accounts, settlement_cursor, users"
 )
 
 

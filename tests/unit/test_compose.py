@@ -70,7 +70,9 @@ class ComposeFileTest(unittest.TestCase):
     def test_config_refuses_to_render_without_secrets(self):
         result = run_compose("config", "-q", with_secrets=False)
         self.assertNotEqual(result.returncode, 0)
-        self.assertRegex(result.stderr, r"set (JWT_SECRET|ADMIN_KEY|PREIMAGE_SECRET|WEBHOOK_SECRET_KEY|POSTGRES_PASSWORD)")
+        self.assertRegex(
+            result.stderr, r"set (JWT_SECRET|ADMIN_KEY|PREIMAGE_SECRET|WEBHOOK_SECRET_KEY|POSTGRES_PASSWORD)"
+        )
 
     def test_worker_can_be_scaled(self):
         worker = load_yaml(COMPOSE_FILE)["services"]["worker"]
