@@ -14,7 +14,7 @@ outcome is then recorded only if the row still holds that lease (a redelivery re
 resets ``next_attempt_at`` and wins). A 2xx ends the delivery; a refused target fails it at once;
 any other failure schedules the next attempt after the row's round count (:func:`retry_delay_s`),
 and after the last one the delivery is ``failed``. The cron ``enqueue_due_webhooks`` runs every
-second and enqueues due rows, and events are also enqueued right after their commit.
+2 s and enqueues due rows; settlement events are also enqueued right after their commit.
 """
 
 from __future__ import annotations

@@ -46,7 +46,7 @@ DEFAULT_MAX_TRIES = 25
 # retries. The stale-row cron revives it should even this run out.
 PAY_MAX_TRIES = 2000
 CRON_EVERY_5_S = set(range(0, 60, 5))
-CRON_EVERY_S = set(range(60))
+CRON_EVERY_2_S = set(range(0, 60, 2))
 WEBHOOK_MAX_TRIES = 10  # one attempt per run; tries only absorb Postgres/Redis blips (retry_transient)
 
 
@@ -102,7 +102,7 @@ def build_worker_settings(
         "cron_jobs": [
             cron(crons.requeue_stale_rows, second=CRON_EVERY_5_S, run_at_startup=True, **cron_opts),
             cron(crons.expire_invoices, second=CRON_EVERY_5_S, run_at_startup=True, **cron_opts),
-            cron(crons.enqueue_due_webhooks, second=CRON_EVERY_S, **cron_opts),
+            cron(crons.enqueue_due_webhooks, second=CRON_EVERY_2_S, **cron_opts),
             cron(crons.reconcile, second={30}, run_at_startup=True, **cron_opts),
         ],
         "on_startup": on_startup,

@@ -99,7 +99,7 @@ def setup(app: web.Application) -> None:
         status=202,
         errors=(404, 429),
         tags=tags,
-        description="A new attempt within about a second, with the same webhook-id, and a fresh round "
+        description="A new attempt within a few seconds, with the same webhook-id, and a fresh round "
         "of retries if it fails. Another user's delivery is 404.",
     )
     openapi.register(

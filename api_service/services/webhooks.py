@@ -3,7 +3,7 @@
 The URL rules are shared/webhook_targets.py (the worker applies them again at delivery, after DNS).
 Secrets are created on first use and stored sealed (shared/webhook_secrets.py); they are shown only
 to their owner, in a no-store response. A redelivery only makes the row due now: the worker's
-every-second cron picks it up, with the same ``webhook-id``.
+webhook cron (every 2 s) picks it up, with the same ``webhook-id``.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from tests.support.cases import DbCase, wait_for
 from tests.support.factories import auth_headers, create_user
 from tests.support.webhook_receiver import WebhookReceiver
 
-FIRST_RETRY_DEADLINE_S = 12  # 5 s +- 10 % jitter, plus the every-second cron and the attempt itself
+FIRST_RETRY_DEADLINE_S = 12  # 5 s +- 10 % jitter, plus the 2 s cron tick and the attempt itself
 
 
 def received(receiver: WebhookReceiver, path: str, count: int):
