@@ -27,9 +27,11 @@ class WebhookMigrationTest(AsyncCase):
 
     async def test_old_deliveries_get_an_owner_an_id_and_the_new_body_and_back(self):
         await asyncio.to_thread(env.run_alembic, self.url, ("upgrade", "0001"))
+        # As the services leave it: a user with its account (0001 made the system accounts).
         user = await self.fetchrow(
             "INSERT INTO users (username, password_hash) VALUES ('m', 'x') RETURNING id"
         )
+        await self.fetchrow("INSERT INTO accounts (kind, user_id) VALUES ('user', $1)", user["id"])
         invoice = await self.fetchrow(
             "INSERT INTO invoices (user_id, amount_msat, expiry_s, state, payment_hash, settled_at)"
             " VALUES ($1, 21000, 60, 'settled', '\\x01', now()) RETURNING id",
