@@ -49,7 +49,7 @@ _PROTOCOL_ERRORS: dict[str | None, type[pydantic.BaseModel]] = {
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 _ERROR_TEXT = {
-    400: "Validation error (VALIDATION_ERROR), malformed JSON",
+    400: "Validation error (VALIDATION_ERROR, WEBHOOK_URL_NOT_ALLOWED), malformed JSON",
     401: "Not authenticated (UNAUTHORIZED, INVALID_CREDENTIALS, TOKEN_EXPIRED)",
     403: "Not allowed (FORBIDDEN)",
     404: "Not found (NOT_FOUND)",

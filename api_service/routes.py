@@ -16,6 +16,7 @@ from api_service.handlers import (
     treasury,
     users,
     wallet,
+    webhooks,
 )
 
 
@@ -33,3 +34,4 @@ def setup(app: web.Application) -> None:
     reconciliation.setup(app)
     lndhub.setup(app)
     lnurl.setup(app)
+    webhooks.setup(app)

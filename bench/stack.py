@@ -125,6 +125,7 @@ def wallet_env(
         "REDIS_URL": redis_url,
         "JWT_SECRET": secrets.token_urlsafe(48),
         "PREIMAGE_SECRET": secrets.token_urlsafe(48),
+        "WEBHOOK_SECRET_KEY": secrets.token_urlsafe(48),
         "ADMIN_KEY": admin_key,
         "BCRYPT_COST": "12",
         "RATE_LIMIT_LOGIN_PER_IP": "1000000",

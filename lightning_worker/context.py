@@ -14,10 +14,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from lightning_worker.webhook_http import Resolver, system_resolver
 from shared import ledger
 from shared.config import Settings
 from shared.db.engine import create_engine, create_sessionmaker
@@ -45,14 +45,9 @@ class WorkerContext:
     lightning: LightningClient
     redis: Redis  # arq's ArqRedis pool in a running worker (enqueue_job available)
     background: list[asyncio.Task[Any]] = field(default_factory=list)
+    # How webhook hosts are resolved (tests put a stub here; see lightning_worker/webhook_http.py).
+    webhook_resolver: Resolver = system_resolver
     _accounts: SystemAccounts | None = None
-    _http: aiohttp.ClientSession | None = None
-
-    def http(self) -> aiohttp.ClientSession:
-        """One pooled HTTP client for webhooks (created in the running loop on first use)."""
-        if self._http is None or self._http.closed:
-            self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=50, ttl_dns_cache=60))
-        return self._http
 
     async def system_accounts(self) -> SystemAccounts:
         """The ids of the system accounts (created by the migration; they never change)."""
@@ -125,8 +120,6 @@ async def close_context(context: WorkerContext) -> None:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
     context.background.clear()
-    if context._http is not None:
-        await context._http.close()
     try:
         await context.lightning.close()
     finally:

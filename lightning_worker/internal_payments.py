@@ -18,7 +18,8 @@ from sqlalchemy import select, update
 from lightning_worker.context import WorkerContext
 from lightning_worker.invoices import derive_preimage
 from lightning_worker.payment_records import ACTIVE_STATES, Sessions, fail_in_session, record_failure
-from lightning_worker.settlement import add_settled_webhook, settle_invoices
+from lightning_worker.settlement import settle_invoices
+from lightning_worker.webhook_outbox import add_invoice_event, add_payment_event
 from lightning_worker.webhooks import enqueue_deliveries
 from shared import ledger
 from shared.db.models import Invoice, Payment
@@ -89,7 +90,8 @@ async def pay_internal(
                 invoice_id=locked.id,
                 payment_id=row.id,
             )
-            hook_id = await add_settled_webhook(session, locked.id)
+            hook_id = await add_invoice_event(session, locked.id)
+            await add_payment_event(session, row.id)  # webhook outbox, same transaction (issue 10)
             events += [
                 RowEvent("payment", row.id, "succeeded", row.user_id),
                 RowEvent("invoice", locked.id, "settled", locked.user_id),

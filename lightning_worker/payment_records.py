@@ -18,6 +18,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lightning_worker.context import WorkerContext
+from lightning_worker.webhook_outbox import add_payment_event
 from shared import anomalies, ledger
 from shared.db.models import Payment
 from shared.events import RowEvent
@@ -67,6 +68,7 @@ async def record_success(
                 kind="payment",
                 payment_id=row.id,
             )
+            await add_payment_event(session, row.id)  # webhook outbox, same transaction (issue 10)
         else:
             await _late_success(session, row, final)
         await _check_success_details(session, row, final)
@@ -175,6 +177,7 @@ async def fail_in_session(session: AsyncSession, row: Payment, reason: str) -> b
     if result.scalar_one_or_none() is None:
         return False
     await ledger.release_hold(session, row.account_id, row.hold_msat)
+    await add_payment_event(session, row.id)  # webhook outbox, same transaction (issue 10)
     return True
 
 

@@ -4,10 +4,11 @@ For a batch of SETTLED invoices from LND, one statement (a) moves each matching 
 ``settled`` with a conditional UPDATE (so a duplicate event, a replay after a restart or a second
 lease holder changes nothing), (b) writes the two ledger legs of every invoice it actually moved
 (external -paid, +paid to the invoice's account: its user's, or the treasury's for a treasury
-invoice; kind ``invoice_settled``), (c) adds a webhook outbox row where the invoice asked for one. In
-the same transaction the node's settle_index cursor moves forward (GREATEST, never back), and every
-settlement that no row could take (an unknown hash, a row ``failed`` or ``canceled``) is recorded as an
-anomaly rather than skipped. Events are published and webhooks enqueued only after the commit.
+invoice; kind ``invoice_settled``). In the same transaction (c) an ``invoice.settled`` webhook outbox
+row is added where the invoice asked for one (webhook_outbox.py), the node's settle_index cursor moves
+forward (GREATEST, never back), and every settlement that no row could take (an unknown hash, a row
+``failed`` or ``canceled``) is recorded as an anomaly rather than skipped. Events are published and
+webhooks enqueued only after the commit.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lightning_worker.context import WorkerContext
+from lightning_worker.webhook_outbox import add_invoice_events
 from lightning_worker.webhooks import enqueue_deliveries
 from shared import anomalies
 from shared.events import RowEvent
@@ -28,23 +30,8 @@ from shared.lightning.types import Invoice, InvoiceState
 
 log = logging.getLogger(__name__)
 
-INVOICE_SETTLED_EVENT = "invoice.settled"
-
-
-def _payload_sql(alias: str) -> str:
-    """The webhook body, built in SQL from an invoices row (``alias``) in its settled state."""
-    return (
-        f"jsonb_build_object('event', CAST(:event AS text), 'invoiceId', {alias}.id, "
-        f"'paymentHash', encode({alias}.payment_hash, 'hex'), 'amountSat', {alias}.amount_msat / 1000, "
-        f"'amountPaidSat', {alias}.amount_paid_msat / 1000, 'amountPaidMsat', {alias}.amount_paid_msat, "
-        f"'memo', {alias}.memo, 'settledAt', "
-        f"to_char({alias}.settled_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'))"
-    )
-
-
-# Only constant SQL fragments are formatted in (the payload expression); values are bound.
 _SETTLE_SQL = text(
-    f"""
+    """
     WITH batch AS (
         SELECT * FROM unnest(CAST(:hashes AS bytea[]), CAST(:settle_indexes AS bigint[]),
                              CAST(:paid_msat AS bigint[]), CAST(:settle_ts AS bigint[]))
@@ -71,22 +58,10 @@ _SETTLE_SQL = text(
                                     (CAST(:external AS bigint), -t.amount_paid_msat))
                AS x(account_id, amount_msat)
         RETURNING 1
-    ),
-    hooks AS (
-        INSERT INTO webhook_deliveries (invoice_id, event, url, payload)
-        SELECT t.id, :event, t.webhook_url,
-               {_payload_sql("t")}
-          FROM txns t
-         WHERE t.webhook_url IS NOT NULL
-        ON CONFLICT (invoice_id, event) DO NOTHING
-        RETURNING id
     )
-    SELECT 'invoice' AS what, t.id AS invoice_id, t.user_id, NULL::bigint AS hook_id,
-           (SELECT count(*) FROM legs) AS legs
+    SELECT t.id AS invoice_id, t.user_id, (SELECT count(*) FROM legs) AS legs
       FROM txns t
-    UNION ALL
-    SELECT 'hook', NULL, NULL, h.id, NULL FROM hooks h
-    """  # noqa: S608
+    """
 )
 
 # Same lock order as shared.ledger.lock_accounts (ascending id): see its docstring.
@@ -99,17 +74,6 @@ _LOCK_ACCOUNTS_SQL = text(
      ORDER BY a.id
        FOR UPDATE
     """
-)
-
-_HOOK_FOR_INVOICE_SQL = text(
-    f"""
-    INSERT INTO webhook_deliveries (invoice_id, event, url, payload)
-    SELECT i.id, :event, i.webhook_url, {_payload_sql("i")}
-      FROM invoices i
-     WHERE i.id = :invoice_id AND i.webhook_url IS NOT NULL AND i.state = 'settled'
-    ON CONFLICT (invoice_id, event) DO NOTHING
-    RETURNING id
-    """  # noqa: S608
 )
 
 _CURSOR_SQL = text(
@@ -170,19 +134,16 @@ async def apply_settlements(
                     "paid_msat": [inv.amt_paid_msat or inv.value_msat for inv in batch],
                     "settle_ts": [inv.settle_date for inv in batch],
                     "external": external_account_id,
-                    "event": INVOICE_SETTLED_EVENT,
                 },
             )
         ).all()
         legs = 0
         for row in rows:
-            if row.what == "invoice":
-                credited.append(SettledInvoice(row.invoice_id, row.user_id))
-                legs = int(row.legs)
-            else:
-                hooks.append(int(row.hook_id))
+            credited.append(SettledInvoice(row.invoice_id, row.user_id))
+            legs = int(row.legs)
         if legs != 2 * len(credited):  # cannot happen (account_id is a NOT NULL foreign key)
             raise RuntimeError(f"settlement wrote {legs} ledger legs for {len(credited)} invoices")
+        hooks = await add_invoice_events(session, [s.invoice_id for s in credited])  # webhooks (issue 10)
         if len(credited) < len(batch):
             await _record_uncreditable(session, batch)
     if cursor_node is not None and max_index > 0:
@@ -232,13 +193,6 @@ async def _record_uncreditable(session: AsyncSession, batch: Sequence[Invoice]) 
                 details=details,
                 level=logging.ERROR,
             )
-
-
-async def add_settled_webhook(session: AsyncSession, invoice_id: uuid.UUID) -> int | None:
-    """The outbox row announcing an invoice settled inside Postgres (internal payment), if wanted."""
-    return await session.scalar(
-        _HOOK_FOR_INVOICE_SQL, {"invoice_id": invoice_id, "event": INVOICE_SETTLED_EVENT}
-    )
 
 
 async def settle_invoices(

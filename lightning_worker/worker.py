@@ -39,7 +39,6 @@ from lightning_worker.node import node_info
 from lightning_worker.node_identity import NodeIdentityMismatch, verify_node_identity
 from lightning_worker.payments import pay_invoice
 from lightning_worker.subscription import SettlementSubscription
-from lightning_worker.webhooks import MAX_ATTEMPTS as WEBHOOK_MAX_ATTEMPTS
 from lightning_worker.webhooks import deliver_webhook
 from shared import jobs
 from shared.config import Settings, load_settings
@@ -53,6 +52,7 @@ DEFAULT_MAX_TRIES = 25
 PAY_MAX_TRIES = 2000
 CRON_EVERY_5_S = set(range(0, 60, 5))
 CRON_EVERY_2_S = set(range(0, 60, 2))
+WEBHOOK_MAX_TRIES = 10  # one attempt per run; tries only absorb Postgres/Redis blips (retry_transient)
 # Set when the worker must not run (another node); lightning_worker.__main__ exits non-zero with it.
 FATAL_ERRORS: list[str] = []
 
@@ -122,7 +122,7 @@ def build_worker_settings(
                 deliver_webhook,
                 name=jobs.DELIVER_WEBHOOK,
                 timeout=timeout_s,
-                max_tries=WEBHOOK_MAX_ATTEMPTS + 5,
+                max_tries=WEBHOOK_MAX_TRIES,
             ),
             func(node_info, name=jobs.NODE_INFO, timeout=timeout_s, max_tries=1, keep_result=300),
         ],

@@ -1,9 +1,10 @@
 """One frozen settings object, read from the environment.
 
 Every entry point calls :func:`load_settings` once and passes the result down; nothing reads the
-environment at import time. Outside ``development`` the secrets (``JWT_SECRET``, ``PREIMAGE_SECRET``)
-must be set and strong, else start-up stops with a message naming the variable. In development they
-are generated once and kept under ``RUN_DIR`` so tokens and invoices survive restarts.
+environment at import time. Outside ``development`` the secrets (``JWT_SECRET``, ``PREIMAGE_SECRET``,
+``WEBHOOK_SECRET_KEY``) must be set and strong, else start-up stops with a message naming the
+variable. In development they are generated once and kept under ``RUN_DIR`` so tokens and invoices
+survive restarts.
 """
 
 from __future__ import annotations
@@ -17,8 +18,12 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.webhook_targets import IPNetwork, parse_networks
+
 MIN_SECRET_BYTES = 32
-_GENERATED_SECRETS = ("JWT_SECRET", "PREIMAGE_SECRET")
+_GENERATED_SECRETS = ("JWT_SECRET", "PREIMAGE_SECRET", "WEBHOOK_SECRET_KEY")
+# Standard Webhooks retries: after the first attempt, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h (~27.5 h).
+WEBHOOK_RETRY_SCHEDULE_DEFAULT = "5,300,1800,7200,18000,36000,36000"
 
 
 class ConfigError(Exception):
@@ -93,6 +98,39 @@ class Settings(BaseSettings):
     worker_max_jobs: int = Field(50, ge=1, le=1000)
     worker_poll_delay_s: float = Field(0.005, gt=0, le=5)
 
+    # ---- webhooks (see shared/webhook_targets.py, shared/webhook_secrets.py) ----
+    webhook_allowed_networks: str = Field("", description="comma-separated CIDRs opened to webhooks")
+    webhook_secret_key: SecretStr | None = None
+    webhook_retry_schedule_s: str = Field(
+        WEBHOOK_RETRY_SCHEDULE_DEFAULT, description="comma-separated delays between webhook attempts"
+    )
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _check_networks(cls, value: str) -> str:
+        parse_networks(value)
+        return value
+
+    @field_validator("webhook_retry_schedule_s")
+    @classmethod
+    def _check_schedule(cls, value: str) -> str:
+        _parse_schedule(value)
+        return value
+
+    @property
+    def webhook_networks(self) -> tuple[IPNetwork, ...]:
+        """WEBHOOK_ALLOWED_NETWORKS as ``ipaddress`` networks."""
+        return parse_networks(self.webhook_allowed_networks)
+
+    @property
+    def webhook_retry_delays_s(self) -> tuple[float, ...]:
+        return _parse_schedule(self.webhook_retry_schedule_s)
+
+    @property
+    def webhook_key(self) -> bytes:
+        assert self.webhook_secret_key is not None  # guaranteed by load_settings
+        return self.webhook_secret_key.get_secret_value().encode()
+
     @model_validator(mode="after")
     def _check_secrets(self) -> Settings:
         if self.environment == "development":
@@ -166,6 +204,17 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
+
+
+def _parse_schedule(text: str) -> tuple[float, ...]:
+    """Delays in seconds between attempts: 1 to 20 of them, each 0..7 days."""
+    try:
+        delays = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise ValueError("must be comma-separated numbers of seconds") from None
+    if not 1 <= len(delays) <= 20 or any(not 0 <= delay <= 7 * 24 * 3600 for delay in delays):
+        raise ValueError("must list 1 to 20 delays, each between 0 and 604800 seconds")
+    return delays
 
 
 def _dev_secret(run_dir: Path, name: str) -> str:

@@ -7,6 +7,8 @@ logged error id and no internals in the body.
 
     AppError                       500 INTERNAL_ERROR (base; never raised directly for bad input)
     ├── ValidationError            400 VALIDATION_ERROR  (details: list of field errors)
+    │   └── WebhookUrlNotAllowed   400 WEBHOOK_URL_NOT_ALLOWED (a webhook target refused by the
+    │                              SSRF rules of shared.webhook_targets; also raised at delivery)
     ├── Unauthorized               401 UNAUTHORIZED
     │   ├── InvalidCredentials     401 INVALID_CREDENTIALS
     │   └── TokenExpired           401 TOKEN_EXPIRED
@@ -58,6 +60,18 @@ class AppError(Exception):
 
 class ValidationError(AppError):
     status, code, default_message = 400, "VALIDATION_ERROR", "The request is not valid"
+
+
+class WebhookUrlNotAllowed(ValidationError):
+    """A webhook URL that may not be called (not public, not http(s)). ``address`` is the refused
+    address, for the operator's log only: telling a caller what an internal name resolves to would
+    map the operator's network for them."""
+
+    code, default_message = "WEBHOOK_URL_NOT_ALLOWED", "This webhook URL is not allowed"
+
+    def __init__(self, message: str | None = None, *, details: Any = None, address: Any = None) -> None:
+        super().__init__(message, details=details)
+        self.address = address
 
 
 class Unauthorized(AppError):

@@ -10,7 +10,7 @@ from api_service.keys import ARQ, READS, SESSIONS, SETTINGS
 from api_service.responses import ok, ok_list
 from api_service.schemas.wallet import ActivityItemOut, ActivityQuery, CreateInvoiceBody, InvoiceOut
 from api_service.security import require_user
-from api_service.services import idempotency, invoices
+from api_service.services import idempotency, invoices, webhooks
 from api_service.services.invoices import Outcome, WalletDeps
 from api_service.validation import parse_body, parse_query
 
@@ -41,6 +41,7 @@ def outcome_response(request: web.Request, outcome: Outcome) -> web.Response:
 async def create_invoice(request: web.Request) -> web.Response:
     user = await require_user(request)
     body = await parse_body(request, CreateInvoiceBody)
+    webhooks.check_webhook_url(request.app[SETTINGS], body.webhook_url)
     idem = idempotency_request(request, body)
     outcome = await invoices.create_invoice(wallet_deps(request), user, body, idem)
     return outcome_response(request, outcome)

@@ -10,7 +10,7 @@ from api_service.keys import ARQ, SETTINGS
 from api_service.responses import ok
 from api_service.schemas.wallet import CreatePaymentBody, PaymentOut
 from api_service.security import require_user
-from api_service.services import payments
+from api_service.services import payments, webhooks
 from api_service.validation import parse_body
 
 PREFIX = "/api/v1/payments"
@@ -26,6 +26,7 @@ async def create_payment(request: web.Request) -> web.Response:
         window_s=RATE_WINDOW_S,
     )
     body = await parse_body(request, CreatePaymentBody)
+    webhooks.check_webhook_url(request.app[SETTINGS], body.webhook_url)
     idem = idempotency_request(request, body)
     outcome = await payments.create_payment(wallet_deps(request), user, body, idem)
     return outcome_response(request, outcome)

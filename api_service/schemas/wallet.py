@@ -82,6 +82,7 @@ class CreatePaymentBody(ApiModel):
     amount_sat: StrictInt | None = Field(None, description="only for a zero-amount invoice")
     fee_limit_sat: StrictInt | None = Field(None, ge=0, description="default: the configured fee reserve")
     from_treasury: StrictBool = False
+    webhook_url: WebhookUrl | None = None
 
 
 class ActivityQuery(PageQuery):
@@ -172,6 +173,7 @@ class PaymentOut(OutModel):
     from_treasury: bool
     created_at: datetime
     completed_at: datetime | None
+    webhook_url: str | None = None
 
 
 class NodeChannelBalanceOut(OutModel):

@@ -81,6 +81,7 @@ def payment_out(payment: Payment) -> dict[str, Any]:
             from_treasury=payment.from_treasury,
             created_at=payment.created_at,
             completed_at=payment.completed_at,
+            webhook_url=payment.webhook_url,
         )
     )
 
@@ -201,6 +202,7 @@ async def create_payment(
                 fee_limit_msat=fee_limit_msat,
                 hold_msat=hold_msat,
                 internal_invoice_id=target.id if target is not None else None,
+                webhook_url=body.webhook_url,
             )
     except KeyTaken:
         return await _replay_payment(deps, await existing_key(deps, user, idem))

@@ -353,6 +353,7 @@ class Payment(Base):
     preimage: Mapped[bytes | None] = mapped_column(LargeBinary)
     failure_reason: Mapped[str | None] = mapped_column(Text)
     internal_invoice_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("invoices.id"))
+    webhook_url: Mapped[str | None] = mapped_column(Text)  # migration 0003 (webhooks)
     attempts: Mapped[int] = mapped_column(SmallInteger, nullable=False, server_default="0")
     # Written before this row's first SendPaymentV2: tracking then tells this row's own attempt from
     # an earlier row's FAILED attempt of the same hash (creation_time_ns of that one, if any).
@@ -389,23 +390,62 @@ class SettlementCursor(Base):
 
 
 class WebhookDelivery(Base):
-    """Outbox of webhook calls, written in the same transaction as the event they announce."""
+    """Outbox of webhook calls, written in the same transaction as the event they announce
+    (migrations 0001 and 0003). ``webhook_id`` is the Standard Webhooks message id, the same on every
+    attempt and redelivery. ``next_attempt_at`` is the schedule (and, while an attempt runs, its
+    lease); ``attempts_in_round`` counts attempts since the event or the last redelivery request."""
 
     __tablename__ = "webhook_deliveries"
     __table_args__ = (
         CheckConstraint(_in("state", WEBHOOK_STATES), name="webhook_deliveries_state_valid"),
+        CheckConstraint(
+            "(invoice_id IS NULL) <> (payment_id IS NULL)", name="webhook_deliveries_one_subject"
+        ),
         Index("webhook_deliveries_event_key", "invoice_id", "event", unique=True),
+        Index("webhook_deliveries_payment_event_key", "payment_id", "event", unique=True),
         Index("webhook_deliveries_due_idx", "next_attempt_at", postgresql_where=text("state = 'pending'")),
+        Index("webhook_deliveries_user_created_idx", "user_id", "created_at"),
+        Index("webhook_deliveries_state_created_idx", "state", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    invoice_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("invoices.id"), nullable=False)
+    webhook_id: Mapped[str] = mapped_column(
+        Text,
+        nullable=False,
+        unique=True,
+        server_default=text("'msg_' || replace(CAST(gen_random_uuid() AS text), '-', '')"),
+    )
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), nullable=False)
+    invoice_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("invoices.id"))
+    payment_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("payments.id"))
     event: Mapped[str] = mapped_column(Text, nullable=False)
     url: Mapped[str] = mapped_column(Text, nullable=False)
     payload: Mapped[Any] = mapped_column(JSONB, nullable=False)
     state: Mapped[str] = mapped_column(Text, nullable=False, server_default="pending")
     attempts: Mapped[int] = mapped_column(SmallInteger, nullable=False, server_default="0")
+    attempts_in_round: Mapped[int] = mapped_column(SmallInteger, nullable=False, server_default="0")
     next_attempt_at: Mapped[datetime] = _created_at()
+    last_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_status_code: Mapped[int | None] = mapped_column(SmallInteger)
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _created_at()
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class WebhookSecret(Base):
+    """A user's webhook signing secret, sealed (shared/webhook_secrets.py). One active row per user
+    (``expires_at IS NULL``); a rotated-out row keeps signing until its ``expires_at``."""
+
+    __tablename__ = "webhook_secrets"
+    __table_args__ = (
+        Index(
+            "webhook_secrets_active_key", "user_id", unique=True, postgresql_where=text("expires_at IS NULL")
+        ),
+        Index("webhook_secrets_user_idx", "user_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), nullable=False)
+    sealed: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    created_at: Mapped[datetime] = _created_at()
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -66,7 +66,9 @@ async def wallet_stack(
             ready=worker_ready(case),
             ready_timeout_s=30,
         ):
-            async with api_process(api_env) as base_url:
+            async with api_process(
+                {"WEBHOOK_ALLOWED_NETWORKS": case.settings.webhook_allowed_networks, **(api_env or {})}
+            ) as base_url:
                 yield net, base_url
 
 

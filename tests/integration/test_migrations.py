@@ -22,6 +22,7 @@ TABLES = {
     "anomalies",
     "node_identity",
     "reconciliation_runs",
+    "webhook_secrets",
 }
 
 

@@ -20,15 +20,19 @@ from shared.config import Settings, load_settings
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_TEST_DB = "postgresql+asyncpg://postgres@127.0.0.1:5432/lightning_wallet_test"
 DEFAULT_TEST_REDIS = "redis://127.0.0.1:6379/15"
-_SECRETS = {"jwt_secret": secrets.token_urlsafe(48), "preimage_secret": secrets.token_urlsafe(48)}
+_SECRETS = {
+    "jwt_secret": secrets.token_urlsafe(48),
+    "preimage_secret": secrets.token_urlsafe(48),
+    "webhook_secret_key": secrets.token_urlsafe(48),
+}
 TEST_ADMIN_KEY = "test-admin-key-" + secrets.token_hex(8)
 # Per checkout, never a shared /tmp path: two checkouts may test at once.
 TEST_RUN_DIR = REPO_ROOT / ".run" / "test-run"
 _migrated: set[str] = set()
 
 TABLES = (
-    "reconciliation_runs, anomalies, webhook_deliveries, ledger_entries, adjustments, idempotency_keys, "
-    "payments, invoices, refresh_tokens, accounts, settlement_cursor, node_identity, users"
+    "reconciliation_runs, anomalies, webhook_deliveries, webhook_secrets, ledger_entries, adjustments, "
+    "idempotency_keys, payments, invoices, refresh_tokens, accounts, settlement_cursor, node_identity, users"
 )
 SYSTEM_ACCOUNTS_SQL = "INSERT INTO accounts (kind) VALUES ('treasury'), ('fees'), ('external'), ('equity')"
 

@@ -84,6 +84,8 @@ def service_env(
         "REDIS_URL": settings.redis_url,
         "JWT_SECRET": settings.jwt_secret.get_secret_value(),
         "PREIMAGE_SECRET": settings.preimage_secret.get_secret_value(),
+        "WEBHOOK_SECRET_KEY": settings.webhook_secret_key.get_secret_value(),
+        "WEBHOOK_ALLOWED_NETWORKS": settings.webhook_allowed_networks,
         "BCRYPT_COST": str(settings.bcrypt_cost),
         "RUN_DIR": str(settings.run_dir),
         "RATE_LIMIT_LOGIN_PER_IP": str(settings.rate_limit_login_per_ip),

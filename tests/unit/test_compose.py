@@ -18,7 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
-SECRETS = ("JWT_SECRET", "ADMIN_KEY", "PREIMAGE_SECRET", "POSTGRES_PASSWORD")
+SECRETS = ("JWT_SECRET", "ADMIN_KEY", "PREIMAGE_SECRET", "WEBHOOK_SECRET_KEY", "POSTGRES_PASSWORD")
 INSTALL_HINT = "apt-get update && apt-get install -y --no-install-recommends docker-compose"
 
 
@@ -70,7 +70,9 @@ class ComposeFileTest(unittest.TestCase):
     def test_config_refuses_to_render_without_secrets(self):
         result = run_compose("config", "-q", with_secrets=False)
         self.assertNotEqual(result.returncode, 0)
-        self.assertRegex(result.stderr, r"set (JWT_SECRET|ADMIN_KEY|PREIMAGE_SECRET|POSTGRES_PASSWORD)")
+        self.assertRegex(
+            result.stderr, r"set (JWT_SECRET|ADMIN_KEY|PREIMAGE_SECRET|WEBHOOK_SECRET_KEY|POSTGRES_PASSWORD)"
+        )
 
     def test_worker_can_be_scaled(self):
         worker = load_yaml(COMPOSE_FILE)["services"]["worker"]

@@ -28,20 +28,28 @@ class SettingsTest(unittest.TestCase):
 
     def test_production_requires_jwt_secret(self):
         with (
-            clean_env(ENVIRONMENT="production", PREIMAGE_SECRET=STRONG),
+            clean_env(ENVIRONMENT="production", PREIMAGE_SECRET=STRONG, WEBHOOK_SECRET_KEY=STRONG),
             self.assertRaises(ConfigError) as ctx,
         ):
             load_settings()
         self.assertIn("JWT_SECRET must be set", str(ctx.exception))
 
     def test_production_refuses_a_weak_secret(self):
-        with clean_env(ENVIRONMENT="production", JWT_SECRET="x" * 31, PREIMAGE_SECRET=STRONG):
+        with clean_env(
+            ENVIRONMENT="production", JWT_SECRET="x" * 31, PREIMAGE_SECRET=STRONG, WEBHOOK_SECRET_KEY=STRONG
+        ):
             with self.assertRaises(ConfigError) as ctx:
                 load_settings()
         self.assertIn("JWT_SECRET is too weak", str(ctx.exception))
 
     def test_production_with_strong_secrets_loads_and_hides_them(self):
-        with clean_env(ENVIRONMENT="production", JWT_SECRET=STRONG, PREIMAGE_SECRET=STRONG, API_PORT="9100"):
+        with clean_env(
+            ENVIRONMENT="production",
+            JWT_SECRET=STRONG,
+            PREIMAGE_SECRET=STRONG,
+            WEBHOOK_SECRET_KEY=STRONG,
+            API_PORT="9100",
+        ):
             settings = load_settings()
         self.assertEqual(settings.api_port, 9100)
         self.assertNotIn(STRONG, repr(settings))
@@ -72,7 +80,11 @@ class SettingsTest(unittest.TestCase):
 
     def test_weak_admin_key_is_refused_outside_development(self):
         with clean_env(
-            ENVIRONMENT="production", JWT_SECRET=STRONG, PREIMAGE_SECRET=STRONG, ADMIN_KEY="short"
+            ENVIRONMENT="production",
+            JWT_SECRET=STRONG,
+            PREIMAGE_SECRET=STRONG,
+            WEBHOOK_SECRET_KEY=STRONG,
+            ADMIN_KEY="short",
         ):
             with self.assertRaises(ConfigError) as ctx:
                 load_settings()
@@ -98,7 +110,13 @@ class WalletAppSettingsTest(unittest.TestCase):
         os.chdir(self.cwd)
 
     def load(self, **env: str):
-        with clean_env(ENVIRONMENT="production", JWT_SECRET=STRONG, PREIMAGE_SECRET=STRONG, **env):
+        with clean_env(
+            ENVIRONMENT="production",
+            JWT_SECRET=STRONG,
+            PREIMAGE_SECRET=STRONG,
+            WEBHOOK_SECRET_KEY=STRONG,
+            **env,
+        ):
             return load_settings()
 
     def test_public_url_defaults_to_where_the_api_listens(self):

@@ -37,8 +37,6 @@ class WorkerCase(DbCase):
     async def asyncTearDown(self) -> None:
         for task in self.context.background:
             task.cancel()
-        if self.context._http is not None:
-            await self.context._http.close()
         await self.arq.aclose()
         await super().asyncTearDown()
 
@@ -98,6 +96,7 @@ class WorkerCase(DbCase):
         fee_limit_sat: int = 10,
         internal_invoice_id: uuid.UUID | None = None,
         from_treasury: bool = False,
+        webhook_url: str | None = None,
     ) -> uuid.UUID:
         amount_msat = amount_sat * 1000
         fee_limit_msat = 0 if internal_invoice_id else fee_limit_sat * 1000
@@ -121,6 +120,7 @@ class WorkerCase(DbCase):
                     fee_limit_msat=fee_limit_msat,
                     hold_msat=amount_msat + fee_limit_msat,
                     internal_invoice_id=internal_invoice_id,
+                    webhook_url=webhook_url,
                 )
                 .returning(Payment.id)
             )

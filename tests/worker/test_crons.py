@@ -68,10 +68,10 @@ class CronTests(WorkerCase):
         async with self.sessions() as session, session.begin():
             await session.execute(
                 text(
-                    "INSERT INTO webhook_deliveries (invoice_id, event, url, payload)"
-                    " VALUES (:i, 'invoice.settled', 'http://127.0.0.1:9/x', '{}')"
+                    "INSERT INTO webhook_deliveries (user_id, invoice_id, event, url, payload)"
+                    " VALUES (:u, :i, 'invoice.settled', 'http://127.0.0.1:9/x', '{}')"
                 ),
-                {"i": invoice.id},
+                {"u": user, "i": invoice.id},
             )
         self.assertEqual(await crons.enqueue_due_webhooks(self.ctx()), {"due": 1, "enqueued": 1})
         self.assertEqual(await self._queued(), {jobs.deliver_webhook_job_id(1)})
