@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from api_service import health
-from api_service.handlers import admin, auth, docs, invoices, payments, stream, users, wallet
+from api_service.handlers import admin, auth, docs, invoices, metrics, payments, stream, users, wallet
 
 
 def setup(app: web.Application) -> None:
@@ -18,3 +18,4 @@ def setup(app: web.Application) -> None:
     payments.setup(app)
     stream.setup(app)
     admin.setup(app)
+    metrics.setup(app)

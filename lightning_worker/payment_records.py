@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from lightning_worker import metrics
 from lightning_worker.context import WorkerContext
 from shared import ledger
 from shared.db.models import Payment
@@ -86,6 +87,7 @@ async def _finish(context: WorkerContext, row: Payment, changed: bool) -> dict[s
     async with context.sessions() as session:
         state = await session.scalar(select(Payment.state).where(Payment.id == row.id))
     if changed:
+        metrics.count_payment(state)  # metrics (issue 13)
         log.info("payment %s %s", row.id, state)
         await context.publish([RowEvent("payment", row.id, state, row.user_id)])
     return {"state": state}

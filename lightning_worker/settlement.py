@@ -14,10 +14,12 @@ import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from lightning_worker import metrics
 from lightning_worker.context import WorkerContext
 from lightning_worker.webhooks import enqueue_deliveries
 from shared.events import RowEvent
@@ -80,10 +82,10 @@ _SETTLE_SQL = text(
         RETURNING id
     )
     SELECT 'invoice' AS what, t.id AS invoice_id, t.user_id, NULL::bigint AS hook_id,
-           (SELECT count(*) FROM legs) AS legs
+           (SELECT count(*) FROM legs) AS legs, t.settled_at
       FROM txns t
     UNION ALL
-    SELECT 'hook', NULL, NULL, h.id, NULL FROM hooks h
+    SELECT 'hook', NULL, NULL, h.id, NULL, NULL FROM hooks h
     """  # noqa: S608
 )
 
@@ -123,6 +125,7 @@ _CURSOR_SQL = text(
 class SettledInvoice:
     invoice_id: uuid.UUID
     user_id: uuid.UUID
+    settled_at: datetime | None = None  # the node's settle_date (metrics: settlement lag)
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +178,7 @@ async def apply_settlements(
         legs = 0
         for row in rows:
             if row.what == "invoice":
-                credited.append(SettledInvoice(row.invoice_id, row.user_id))
+                credited.append(SettledInvoice(row.invoice_id, row.user_id, row.settled_at))
                 legs = int(row.legs)
             else:
                 hooks.append(int(row.hook_id))
@@ -203,6 +206,7 @@ async def settle_invoices(
             session, invoices, external_account_id=accounts.external, cursor_node=cursor_node
         )
     if result.credited:
+        metrics.count_settlements(result.credited)  # metrics (issue 13)
         log.info("credited %d settled invoice(s)", len(result.credited))
         await context.publish(
             RowEvent("invoice", s.invoice_id, "settled", s.user_id) for s in result.credited

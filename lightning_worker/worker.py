@@ -20,7 +20,7 @@ from arq import cron
 from arq.connections import RedisSettings
 from arq.worker import func
 
-from lightning_worker import crons
+from lightning_worker import crons, metrics, metrics_endpoint
 from lightning_worker.context import (
     CTX_KEY,
     LightningFactory,
@@ -71,8 +71,10 @@ def build_worker_settings(
         lightning = DeferredLightningClient(lambda: factory(settings))
         context = create_context(settings, ctx["redis"], lightning)
         ctx[CTX_KEY] = context
+        await metrics_endpoint.start(context)  # metrics (issue 13)
         if run_subscription:
             subscription = SettlementSubscription(context, lease_ttl_s=lease_ttl_s)
+            metrics.watch_leader(subscription.holding)  # metrics (issue 13)
             context.background.append(asyncio.create_task(subscription.run_forever(), name="settlement"))
         context.background.append(asyncio.create_task(_log_node(context), name="node-probe"))
         log.info(
@@ -118,6 +120,7 @@ def build_worker_settings(
         "retry_jobs": True,
         "allow_abort_jobs": False,
     }
+    metrics.instrument_jobs(attrs)  # metrics (issue 13): jobs_total, job_duration_seconds
     return type("WorkerSettings", (), attrs)
 
 

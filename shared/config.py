@@ -1,9 +1,10 @@
 """One frozen settings object, read from the environment.
 
 Every entry point calls :func:`load_settings` once and passes the result down; nothing reads the
-environment at import time. Outside ``development`` the secrets (``JWT_SECRET``, ``PREIMAGE_SECRET``)
-must be set and strong, else start-up stops with a message naming the variable. In development they
-are generated once and kept under ``RUN_DIR`` so tokens and invoices survive restarts.
+environment at import time. Outside ``development`` the secrets (``JWT_SECRET``, ``PREIMAGE_SECRET``,
+``METRICS_TOKEN``) must be set and strong, else start-up stops with a message naming the variable. In
+development the first two are generated once and kept under ``RUN_DIR`` so tokens and invoices survive
+restarts; ``METRICS_TOKEN`` stays unset there, which leaves ``/metrics`` open.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIN_SECRET_BYTES = 32
 _GENERATED_SECRETS = ("JWT_SECRET", "PREIMAGE_SECRET")
+_REQUIRED_SECRETS = (*_GENERATED_SECRETS, "METRICS_TOKEN")
 
 
 class ConfigError(Exception):
@@ -35,6 +37,7 @@ class Settings(BaseSettings):
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)
+    api_workers: int = Field(1, ge=1, le=64, description="API processes; above 1, gunicorn runs them")
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
 
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/lightning_wallet"
@@ -74,11 +77,17 @@ class Settings(BaseSettings):
     worker_max_jobs: int = Field(50, ge=1, le=1000)
     worker_poll_delay_s: float = Field(0.005, gt=0, le=5)
 
+    # Prometheus: bearer token of both /metrics endpoints; the worker's own endpoint (port 0: any free one).
+    metrics_token: SecretStr | None = None
+    worker_metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int = Field(9101, ge=0, le=65535)
+    worker_metrics_sample_s: float = Field(10.0, gt=0, le=3600, description="money and in-flight gauges")
+
     @model_validator(mode="after")
     def _check_secrets(self) -> Settings:
         if self.environment == "development":
             return self
-        for name in _GENERATED_SECRETS:
+        for name in _REQUIRED_SECRETS:
             value = getattr(self, name.lower())
             if value is None:
                 raise ValueError(

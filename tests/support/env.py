@@ -20,7 +20,11 @@ from shared.config import Settings, load_settings
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_TEST_DB = "postgresql+asyncpg://postgres@127.0.0.1:5432/lightning_wallet_test"
 DEFAULT_TEST_REDIS = "redis://127.0.0.1:6379/15"
-_SECRETS = {"jwt_secret": secrets.token_urlsafe(48), "preimage_secret": secrets.token_urlsafe(48)}
+_SECRETS = {
+    "jwt_secret": secrets.token_urlsafe(48),
+    "preimage_secret": secrets.token_urlsafe(48),
+    "metrics_token": secrets.token_urlsafe(32),
+}
 TEST_ADMIN_KEY = "test-admin-key-" + secrets.token_hex(8)
 # Per checkout, never a shared /tmp path: two checkouts may test at once.
 TEST_RUN_DIR = REPO_ROOT / ".run" / "test-run"
@@ -54,6 +58,7 @@ def make_settings(**overrides: object) -> Settings:
         "rate_limit_register_per_ip": 10_000,
         "rate_limit_payments_per_user": 10_000,
         "db_pool_size": 5,
+        "worker_metrics_port": 0,  # several workers per test run, and maybe `make run` beside them
         **_SECRETS,
     }
     values.update(overrides)
