@@ -102,15 +102,20 @@ def _serve_gunicorn(settings: Settings) -> None:
         "worker_class": WORKER_CLASS,
         "graceful_timeout": GRACEFUL_TIMEOUT_S,
         "loglevel": settings.log_level.lower(),
+        "logconfig_dict": _json_logging(settings.log_level),
         "proc_name": "lightning-wallet-api",
         "child_exit": child_exit,
         "on_exit": on_exit,
+        # gunicorn >= 25 opens a control socket under $HOME; two API instances on one host would
+        # share it, and nothing here uses it.
+        "control_socket_disable": True,
     }
 
     class Gunicorn(BaseApplication):
         def load_config(self) -> None:
             for key, value in options.items():
-                self.cfg.set(key, value)
+                if key in self.cfg.settings:  # an older gunicorn lacks the newest settings
+                    self.cfg.set(key, value)
 
         def load(self) -> Any:
             return _app_runner_factory(settings)
@@ -120,6 +125,20 @@ def _serve_gunicorn(settings: Settings) -> None:
         extra={"host": settings.api_host, "port": settings.api_port, "workers": settings.api_workers},
     )
     Gunicorn().run()
+
+
+def _json_logging(level: str) -> dict[str, Any]:
+    """gunicorn's own lines (boot, worker exits) in the same JSON as ours, on stderr."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "shared.logs.JsonFormatter"}},
+        "handlers": {
+            "json": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
+        },
+        "root": {"level": level, "handlers": ["json"]},
+        "loggers": {"gunicorn.error": {"level": level, "handlers": ["json"], "propagate": False}},
+    }
 
 
 def _app_runner_factory(settings: Settings) -> Any:
