@@ -50,6 +50,10 @@ def metrics_port(worker: ManagedProcess) -> int | None:
     return None
 
 
+def list_dir(folder: Path) -> list[Path]:
+    return sorted(folder.iterdir())
+
+
 def counter_pids(metrics_dir: Path) -> set[str]:
     """The processes that wrote counters in prometheus-client's multiprocess directory."""
     return {re.match(r"counter_(\d+)\.db", p.name).group(1) for p in metrics_dir.glob("counter_*.db")}
@@ -72,14 +76,34 @@ class ApiProcessMetricsTest(DbCase):
         self.assertNotIn(f"/api/v1/users/{user_id}", scrape.label_values(REQUESTS, "route"))
 
     async def test_two_api_processes_serve_every_processes_samples(self):
-        metrics_dir = Path(tempfile.mkdtemp(prefix="lw-test-api-metrics-"))
-        self.addCleanup(shutil.rmtree, metrics_dir, ignore_errors=True)
+        metrics_dir = self.temp_dir("lw-test-api-metrics-")
         stale = metrics_dir / "counter_999999.db"
         stale.write_bytes(b"a previous run's file, not even a valid one")
-        settings_env = {"API_WORKERS": "2", "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+        env = {"API_WORKERS": "2", "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+        async with api_process(env) as base_url:
+            self.assertFalse(stale.exists())  # emptied at start
+            await self.check_both_processes_served(base_url, lambda: metrics_dir)
+        self.assertEqual(len(counter_pids(metrics_dir)), 2)  # the operator's folder stays
+
+    async def test_without_a_folder_the_api_makes_one_for_the_run_and_removes_it(self):
+        tmp = self.temp_dir("lw-test-tmp-")
+        env = {"API_WORKERS": "2", "PROMETHEUS_MULTIPROC_DIR": "", "TMPDIR": str(tmp)}
+        async with api_process(env) as base_url:
+            made = list_dir(tmp)
+            self.assertEqual(len(made), 1, made)
+            self.assertTrue(made[0].name.startswith("lw-api-metrics-"))
+            await self.check_both_processes_served(base_url, lambda: made[0])
+        self.assertEqual(list_dir(tmp), [])  # removed when the API stopped
+
+    def temp_dir(self, prefix: str) -> Path:
+        folder = Path(tempfile.mkdtemp(prefix=prefix))
+        self.addCleanup(shutil.rmtree, folder, ignore_errors=True)
+        return folder
+
+    async def check_both_processes_served(self, base_url: str, metrics_dir) -> None:
+        """Requests until both processes have counted some, then scrapes that each report them all."""
         connector = aiohttp.TCPConnector(force_close=True)  # a new connection, any process, per request
-        async with api_process(settings_env) as base_url, aiohttp.ClientSession(connector=connector) as http:
-            self.assertFalse(stale.exists())  # wiped at start
+        async with aiohttp.ClientSession(connector=connector) as http:
             sent = 0
 
             async def both_processes_counted() -> bool:
@@ -89,7 +113,7 @@ class ApiProcessMetricsTest(DbCase):
                 )
                 self.assertEqual(set(statuses), {200})
                 sent += len(statuses)
-                return len(counter_pids(metrics_dir)) >= 2
+                return len(counter_pids(metrics_dir())) >= 2
 
             await wait_for(both_processes_counted, timeout_s=30, message="requests in both API processes")
             scraper = MetricsScraper(self, http)
@@ -102,7 +126,6 @@ class ApiProcessMetricsTest(DbCase):
                     scrape.value("lightning_wallet_http_request_duration_seconds_count", route="/healthz"),
                     sent,
                 )
-        self.assertEqual(len(counter_pids(metrics_dir)), 2)
 
     @staticmethod
     async def _get_status(http: aiohttp.ClientSession, url: str) -> int:
