@@ -32,6 +32,9 @@ the functions below, never the metric objects, so a call site is one line:
       (after each delivery attempt)                   ``{outcome}``: delivered | retry | failed
     ================================================  ===============================================
 
+The functions never raise for an unexpected value (a metric must not fail a job whose money work has
+committed); outcomes and kinds come from code, never from input, so the label sets stay small.
+
 Counters count what this process did; a sum over the workers is the system's. The sampled gauges
 say the same thing in every worker (take ``max``, not ``sum``); NaN means "not known": not sampled
 yet, or the last sample failed (the node did not answer), never a guess such as 0.
@@ -193,7 +196,7 @@ def _timed(function: str, coroutine: Any) -> Any:
 
 def count_payment(outcome: str) -> None:
     """A payment row became ``succeeded`` or ``failed`` (call once per transition, after commit)."""
-    _PAYMENT[outcome].inc()
+    (_PAYMENT.get(outcome) or PAYMENTS.labels(outcome)).inc()
 
 
 def count_settlements(credited: Iterable[SettledInvoice]) -> None:
@@ -211,8 +214,8 @@ def count_settlements(credited: Iterable[SettledInvoice]) -> None:
 def count_row_events(events: Iterable[RowEvent]) -> None:
     """Final payments and settled invoices among committed row events."""
     for event in events:
-        if event.type == "payment" and event.state in _PAYMENT:
-            _PAYMENT[event.state].inc()
+        if event.type == "payment" and event.state in PAYMENT_OUTCOMES:
+            count_payment(event.state)
         elif event.type == "invoice" and event.state == "settled":
             INVOICES_SETTLED.inc()
 
@@ -253,4 +256,4 @@ def set_reconciliation_mismatches(count: int) -> None:
 
 def count_webhook_delivery(outcome: str) -> None:
     """One delivery attempt ended: ``delivered``, ``retry`` (will be tried again) or ``failed`` (given up)."""
-    _WEBHOOK[outcome].inc()
+    (_WEBHOOK.get(outcome) or WEBHOOK_DELIVERIES.labels(outcome)).inc()
