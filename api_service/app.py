@@ -10,7 +10,8 @@ from arq.connections import RedisSettings
 
 from api_service import routes
 from api_service.events_hub import events_hub_ctx
-from api_service.keys import ARQ, ENGINE, READS, SESSIONS, SETTINGS
+from api_service.keys import ARQ, ENGINE, METRICS, READS, SESSIONS, SETTINGS
+from api_service.metrics import HttpMetrics
 from api_service.middleware import error_middleware, request_id_middleware
 from shared import jobs
 from shared.config import Settings
@@ -45,11 +46,13 @@ async def _arq_pool(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_app(settings: Settings) -> web.Application:
+    http_metrics = HttpMetrics()
     app = web.Application(
-        middlewares=[request_id_middleware, error_middleware],
+        middlewares=[http_metrics.middleware, request_id_middleware, error_middleware],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
+    app[METRICS] = http_metrics
     app.cleanup_ctx.extend([_database, _arq_pool])
     app.cleanup_ctx.append(events_hub_ctx)
     routes.setup(app)

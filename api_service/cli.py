@@ -1,6 +1,6 @@
 """Command line of the API service: serve (default), seed, create-admin.
 
-- ``python -m api_service`` / ``serve``: the HTTP API.
+- ``python -m api_service`` / ``serve``: the HTTP API (``API_WORKERS`` processes; api_service/server.py).
 - ``create-admin --username NAME``: a new admin; the password comes from a prompt (twice) on a TTY,
   else from the first line of stdin. Validated like the API; exits 1 if the name is taken, 2 if the
   name or password is invalid.
@@ -18,37 +18,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
-import logging
 import os
 import secrets
 import sys
 
 import pydantic
-from aiohttp import web
 
-from api_service.app import create_app
-from api_service.middleware import JsonAccessLogger
 from shared.config import ConfigError, Settings, load_settings
 from shared.logs import configure_logging
 
 SEED_USERS = (("admin", "admin", "SEED_ADMIN_PASSWORD"), ("demo", "user", "SEED_DEMO_PASSWORD"))
-
-
-def serve(settings: Settings) -> None:
-    try:
-        import uvloop
-
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    except ImportError:  # pragma: no cover - uvloop is a dependency on every supported platform
-        pass
-    logging.getLogger("api").info("listening", extra={"host": settings.api_host, "port": settings.api_port})
-    web.run_app(
-        create_app(settings),
-        host=settings.api_host,
-        port=settings.api_port,
-        access_log_class=JsonAccessLogger,
-        print=None,
-    )
 
 
 class CliError(Exception):
@@ -181,6 +160,10 @@ def main(argv: list[str]) -> int:
         return 2
     configure_logging(settings.log_level)
     if args.command in (None, "serve"):
+        # Imported here, not at the top: with API_WORKERS > 1 the server sets up prometheus-client's
+        # multiprocess directory before anything imports the app (api_service/server.py).
+        from api_service.server import serve
+
         serve(settings)
         return 0
     try:

@@ -6,6 +6,7 @@ from aiohttp import web
 from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from api_service.metrics import HttpMetrics
 from shared.config import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -13,3 +14,4 @@ ENGINE = web.AppKey("engine", AsyncEngine)
 SESSIONS = web.AppKey("sessions", async_sessionmaker[AsyncSession])
 READS = web.AppKey("reads", AsyncEngine)  # autocommit view of ENGINE for single-statement reads
 ARQ = web.AppKey("arq", ArqRedis)
+METRICS = web.AppKey("metrics", HttpMetrics)

@@ -10,6 +10,7 @@ from api_service.handlers import (
     auth,
     docs,
     invoices,
+    metrics,
     payments,
     reconciliation,
     stream,
@@ -35,3 +36,4 @@ def setup(app: web.Application) -> None:
     lndhub.setup(app)
     lnurl.setup(app)
     webhooks.setup(app)
+    metrics.setup(app)

@@ -126,6 +126,8 @@ def wallet_env(
         "JWT_SECRET": secrets.token_urlsafe(48),
         "PREIMAGE_SECRET": secrets.token_urlsafe(48),
         "WEBHOOK_SECRET_KEY": secrets.token_urlsafe(48),
+        "METRICS_TOKEN": secrets.token_urlsafe(32),
+        "WORKER_METRICS_PORT": "0",  # one port per worker process; the bench may start two
         "ADMIN_KEY": admin_key,
         "BCRYPT_COST": "12",
         "RATE_LIMIT_LOGIN_PER_IP": "1000000",

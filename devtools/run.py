@@ -177,6 +177,12 @@ class Supervisor:
             raise Failed(f"something already listens on {probe_host}:{port}; stop it or set API_PORT")
         if with_simnet and port_accepts("127.0.0.1", 10009):
             raise Failed("127.0.0.1:10009 is taken (an lnd_simnet left running?); stop it first")
+        metrics_port = int(self.env.get("WORKER_METRICS_PORT") or 9101)
+        if metrics_port and port_accepts("127.0.0.1", metrics_port):
+            raise Failed(
+                f"127.0.0.1:{metrics_port} (the worker's metrics) is taken; stop it or set "
+                "WORKER_METRICS_PORT (0: any free port)"
+            )
 
         await self.step("migrate", ["-m", "alembic", "upgrade", "head"])
         seed_lines = await self.step("seed", ["-m", "api_service", "seed"])
@@ -212,7 +218,9 @@ class Supervisor:
 
     def banner(self, base_url: str, seed_lines: list[str], with_simnet: bool) -> None:
         say("")
-        say(f"lightning-wallet is up: {base_url}  (API {base_url}/api/v1)")
+        say(f"lightning-wallet is up: {base_url}  (API {base_url}/api/v1, docs {base_url}/api/v1/docs)")
+        worker_metrics = self.env.get("WORKER_METRICS_PORT") or "9101"
+        say(f"metrics: {base_url}/metrics (API), worker on port {worker_metrics} (0: see its log)")
         say(f"wallet apps (LndHub): lndhub://<username>:<password>@{base_url}/lndhub")
         for line in seed_lines:
             say(f"  {line}")

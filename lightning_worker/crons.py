@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from lightning_worker import reconciliation
+from lightning_worker import metrics, reconciliation
 from lightning_worker.context import get_context
 from lightning_worker.queue import ensure_enqueued
 from lightning_worker.retry import retry_transient
@@ -167,6 +167,7 @@ async def reconcile(ctx: dict[str, Any]) -> dict[str, Any]:
     result.mismatches = ledger_result["mismatches"] + result.mismatches
     duration_ms = int((time.monotonic() - started) * 1000)
     await reconciliation.store_result(context, result, duration_ms=duration_ms)
+    metrics.set_reconciliation_mismatches(len(result.mismatches))
     return {
         "ledger_ok": ledger_result["ledger_ok"],
         "balance_mismatches": ledger_result["balance_mismatches"],

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from lightning_worker import metrics
 from lightning_worker.context import WorkerContext
 from lightning_worker.invoices import derive_preimage
 from lightning_worker.payment_records import ACTIVE_STATES, Sessions, fail_in_session, record_failure
@@ -97,6 +98,7 @@ async def pay_internal(
                 RowEvent("invoice", locked.id, "settled", locked.user_id),
             ]
     await context.publish(events)
+    metrics.count_row_events(events)  # metrics (issue 13)
     if hook_id is not None:
         await enqueue_deliveries(context, [hook_id])
     async with sessions() as session:

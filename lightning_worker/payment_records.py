@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from lightning_worker import metrics
 from lightning_worker.context import WorkerContext
 from lightning_worker.webhook_outbox import add_payment_event
 from shared import anomalies, ledger
@@ -187,6 +188,7 @@ async def _finish(
     async with (sessions or context.sessions)() as session:
         state = await session.scalar(select(Payment.state).where(Payment.id == row.id))
     if changed:
+        metrics.count_payment(state)  # metrics (issue 13)
         log.info("payment %s %s", row.id, state)
         await context.publish([RowEvent("payment", row.id, state, row.user_id)])
     return {"state": state}

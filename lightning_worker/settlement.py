@@ -17,10 +17,12 @@ import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from lightning_worker import metrics
 from lightning_worker.context import WorkerContext
 from lightning_worker.webhook_outbox import add_invoice_events
 from lightning_worker.webhooks import enqueue_deliveries
@@ -59,7 +61,7 @@ _SETTLE_SQL = text(
                AS x(account_id, amount_msat)
         RETURNING 1
     )
-    SELECT t.id AS invoice_id, t.user_id, (SELECT count(*) FROM legs) AS legs
+    SELECT t.id AS invoice_id, t.user_id, (SELECT count(*) FROM legs) AS legs, t.settled_at
       FROM txns t
     """
 )
@@ -89,6 +91,7 @@ _CURSOR_SQL = text(
 class SettledInvoice:
     invoice_id: uuid.UUID
     user_id: uuid.UUID
+    settled_at: datetime | None = None  # the node's settle_date (metrics: settlement lag)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +142,7 @@ async def apply_settlements(
         ).all()
         legs = 0
         for row in rows:
-            credited.append(SettledInvoice(row.invoice_id, row.user_id))
+            credited.append(SettledInvoice(row.invoice_id, row.user_id, row.settled_at))
             legs = int(row.legs)
         if legs != 2 * len(credited):  # cannot happen (account_id is a NOT NULL foreign key)
             raise RuntimeError(f"settlement wrote {legs} ledger legs for {len(credited)} invoices")
@@ -205,6 +208,7 @@ async def settle_invoices(
             session, invoices, external_account_id=accounts.external, cursor_node=cursor_node
         )
     if result.credited:
+        metrics.count_settlements(result.credited)  # metrics (issue 13)
         log.info("credited %d settled invoice(s)", len(result.credited))
         await context.publish(
             RowEvent("invoice", s.invoice_id, "settled", s.user_id) for s in result.credited

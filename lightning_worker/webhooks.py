@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy import text
 from yarl import URL
 
-from lightning_worker import webhook_http
+from lightning_worker import metrics, webhook_http
 from lightning_worker.context import WorkerContext, get_context
 from lightning_worker.queue import ensure_enqueued
 from lightning_worker.retry import retry_transient
@@ -156,6 +156,8 @@ async def _record(context: WorkerContext, claim: Claim, result: webhook_http.Att
         )
     if recorded is None:
         state = "superseded"  # redelivery was requested while this attempt ran; that one counts
+    else:
+        metrics.count_webhook_delivery({"pending": "retry"}.get(state, state))  # metrics (issue 13)
     if not result.delivered:
         log.info(
             "webhook %s to %s, attempt %d: %s (%s)",

@@ -24,7 +24,7 @@ from arq import cron
 from arq.connections import RedisSettings
 from arq.worker import func
 
-from lightning_worker import crons
+from lightning_worker import crons, metrics, metrics_endpoint
 from lightning_worker.context import (
     CTX_KEY,
     LightningFactory,
@@ -40,7 +40,7 @@ from lightning_worker.node_identity import NodeIdentityMismatch, verify_node_ide
 from lightning_worker.payments import pay_invoice
 from lightning_worker.subscription import SettlementSubscription
 from lightning_worker.webhooks import deliver_webhook
-from shared import jobs
+from shared import anomalies, jobs
 from shared.config import Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -98,8 +98,11 @@ def build_worker_settings(
         lightning = DeferredLightningClient(lambda: factory(settings), verify=verify)
         context = create_context(settings, ctx["redis"], lightning)
         ctx[CTX_KEY] = context
+        await metrics_endpoint.start(context)  # metrics (issue 13)
+        anomalies.add_observer(metrics.count_anomaly)
         if run_subscription:
             subscription = SettlementSubscription(context, lease_ttl_s=lease_ttl_s)
+            metrics.watch_leader(subscription.holding)  # metrics (issue 13)
             context.background.append(asyncio.create_task(subscription.run_forever(), name="settlement"))
         context.background.append(asyncio.create_task(_log_node(context), name="node-probe"))
         log.info(
@@ -147,6 +150,7 @@ def build_worker_settings(
         "allow_abort_jobs": False,
         **jobs.SERIALIZERS,
     }
+    metrics.instrument_jobs(attrs)  # metrics (issue 13): jobs_total, job_duration_seconds
     return type("WorkerSettings", (), attrs)
 
 

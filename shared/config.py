@@ -2,9 +2,10 @@
 
 Every entry point calls :func:`load_settings` once and passes the result down; nothing reads the
 environment at import time. Outside ``development`` the secrets (``JWT_SECRET``, ``PREIMAGE_SECRET``,
-``WEBHOOK_SECRET_KEY``) must be set and strong, else start-up stops with a message naming the
-variable. In development they are generated once and kept under ``RUN_DIR`` so tokens and invoices
-survive restarts.
+``WEBHOOK_SECRET_KEY``, ``METRICS_TOKEN``) must be set and strong, else start-up stops with a message
+naming the variable. In development the first three are generated once and kept under ``RUN_DIR`` so
+tokens, invoices and webhook secrets survive restarts; ``METRICS_TOKEN`` stays unset there, which
+leaves ``/metrics`` open.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from shared.webhook_targets import IPNetwork, parse_networks
 
 MIN_SECRET_BYTES = 32
 _GENERATED_SECRETS = ("JWT_SECRET", "PREIMAGE_SECRET", "WEBHOOK_SECRET_KEY")
+_REQUIRED_SECRETS = (*_GENERATED_SECRETS, "METRICS_TOKEN")
 # Standard Webhooks retries: after the first attempt, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h (~27.5 h).
 WEBHOOK_RETRY_SCHEDULE_DEFAULT = "5,300,1800,7200,18000,36000,36000"
 
@@ -44,6 +46,7 @@ class Settings(BaseSettings):
     public_url: str | None = Field(
         None, description="base URL clients reach the API at; default http://API_HOST:API_PORT"
     )
+    api_workers: int = Field(1, ge=1, le=64, description="API processes; above 1, gunicorn runs them")
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
 
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/lightning_wallet"
@@ -131,11 +134,17 @@ class Settings(BaseSettings):
         assert self.webhook_secret_key is not None  # guaranteed by load_settings
         return self.webhook_secret_key.get_secret_value().encode()
 
+    # Prometheus: bearer token of both /metrics endpoints; the worker's own endpoint (port 0: any free one).
+    metrics_token: SecretStr | None = None
+    worker_metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int = Field(9101, ge=0, le=65535)
+    worker_metrics_sample_s: float = Field(10.0, gt=0, le=3600, description="money and in-flight gauges")
+
     @model_validator(mode="after")
     def _check_secrets(self) -> Settings:
         if self.environment == "development":
             return self
-        for name in _GENERATED_SECRETS:
+        for name in _REQUIRED_SECRETS:
             value = getattr(self, name.lower())
             if value is None:
                 raise ValueError(

@@ -24,6 +24,7 @@ _SECRETS = {
     "jwt_secret": secrets.token_urlsafe(48),
     "preimage_secret": secrets.token_urlsafe(48),
     "webhook_secret_key": secrets.token_urlsafe(48),
+    "metrics_token": secrets.token_urlsafe(32),
 }
 TEST_ADMIN_KEY = "test-admin-key-" + secrets.token_hex(8)
 # Per checkout, never a shared /tmp path: two checkouts may test at once.
@@ -59,6 +60,7 @@ def make_settings(**overrides: object) -> Settings:
         "rate_limit_register_per_ip": 10_000,
         "rate_limit_payments_per_user": 10_000,
         "db_pool_size": 5,
+        "worker_metrics_port": 0,  # several workers per test run, and maybe `make run` beside them
         **_SECRETS,
     }
     values.update(overrides)

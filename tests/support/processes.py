@@ -86,6 +86,7 @@ def service_env(
         "PREIMAGE_SECRET": settings.preimage_secret.get_secret_value(),
         "WEBHOOK_SECRET_KEY": settings.webhook_secret_key.get_secret_value(),
         "WEBHOOK_ALLOWED_NETWORKS": settings.webhook_allowed_networks,
+        "WORKER_METRICS_PORT": str(settings.worker_metrics_port),
         "BCRYPT_COST": str(settings.bcrypt_cost),
         "RUN_DIR": str(settings.run_dir),
         "RATE_LIMIT_LOGIN_PER_IP": str(settings.rate_limit_login_per_ip),
@@ -95,6 +96,8 @@ def service_env(
     }
     if settings.admin_key is not None:
         values["ADMIN_KEY"] = settings.admin_key.get_secret_value()
+    if settings.metrics_token is not None:
+        values["METRICS_TOKEN"] = settings.metrics_token.get_secret_value()
     environ = {key: value for key, value in os.environ.items() if key not in _NOT_INHERITED}
     return {**environ, **values, **(overrides or {})}
 

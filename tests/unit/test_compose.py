@@ -18,7 +18,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
-SECRETS = ("JWT_SECRET", "ADMIN_KEY", "PREIMAGE_SECRET", "WEBHOOK_SECRET_KEY", "POSTGRES_PASSWORD")
+SECRETS = (
+    "JWT_SECRET",
+    "ADMIN_KEY",
+    "PREIMAGE_SECRET",
+    "WEBHOOK_SECRET_KEY",
+    "METRICS_TOKEN",
+    "POSTGRES_PASSWORD",
+)
 INSTALL_HINT = "apt-get update && apt-get install -y --no-install-recommends docker-compose"
 
 
@@ -71,7 +78,8 @@ class ComposeFileTest(unittest.TestCase):
         result = run_compose("config", "-q", with_secrets=False)
         self.assertNotEqual(result.returncode, 0)
         self.assertRegex(
-            result.stderr, r"set (JWT_SECRET|ADMIN_KEY|PREIMAGE_SECRET|WEBHOOK_SECRET_KEY|POSTGRES_PASSWORD)"
+            result.stderr,
+            r"set (JWT_SECRET|ADMIN_KEY|PREIMAGE_SECRET|WEBHOOK_SECRET_KEY|METRICS_TOKEN|POSTGRES_PASSWORD)",
         )
 
     def test_worker_can_be_scaled(self):
@@ -79,6 +87,15 @@ class ComposeFileTest(unittest.TestCase):
         self.assertNotIn("container_name", worker)
         self.assertNotIn("ports", worker)
         self.assertEqual(worker["command"], ["python", "-m", "lightning_worker"])
+
+    def test_api_runs_several_processes_and_every_worker_serves_its_metrics(self):
+        services = load_yaml(COMPOSE_FILE)["services"]
+        self.assertRegex(services["api"]["environment"]["API_WORKERS"], r"^\$\{API_WORKERS:-[2-9]\}$")
+        worker = services["worker"]["environment"]
+        expected = ("0.0.0.0", "9101")  # noqa: S104 - the container's own address, never published
+        self.assertEqual((worker["WORKER_METRICS_HOST"], worker["WORKER_METRICS_PORT"]), expected)
+        self.assertEqual(worker["ENVIRONMENT"], "production")  # the shared environment is kept
+        self.assertRegex(worker["METRICS_TOKEN"], r"^\$\{METRICS_TOKEN:\?")
 
     def test_secrets_are_required_from_the_environment_not_written(self):
         services = load_yaml(COMPOSE_FILE)["services"]

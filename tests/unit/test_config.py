@@ -48,12 +48,30 @@ class SettingsTest(unittest.TestCase):
             JWT_SECRET=STRONG,
             PREIMAGE_SECRET=STRONG,
             WEBHOOK_SECRET_KEY=STRONG,
+            METRICS_TOKEN=STRONG,
             API_PORT="9100",
         ):
             settings = load_settings()
         self.assertEqual(settings.api_port, 9100)
         self.assertNotIn(STRONG, repr(settings))
         self.assertEqual(settings.jwt_key, STRONG.encode())
+
+    def test_production_requires_a_strong_metrics_token(self):
+        for value, expected in ((None, "METRICS_TOKEN must be set"), ("m" * 31, "METRICS_TOKEN is too weak")):
+            values = {"ENVIRONMENT": "production", "JWT_SECRET": STRONG, "PREIMAGE_SECRET": STRONG}
+            if value is not None:
+                values["METRICS_TOKEN"] = value
+            with self.subTest(value=value), clean_env(**values), self.assertRaises(ConfigError) as ctx:
+                load_settings()
+            self.assertIn(expected, str(ctx.exception))
+
+    def test_development_leaves_metrics_open_and_api_single_process(self):
+        with clean_env(RUN_DIR=str(self.run_dir)):
+            settings = load_settings()
+        self.assertIsNone(settings.metrics_token)
+        self.assertEqual(settings.api_workers, 1)
+        self.assertEqual((settings.worker_metrics_host, settings.worker_metrics_port), ("127.0.0.1", 9101))
+        self.assertFalse((self.run_dir / "metrics_token.secret").exists())
 
     def test_bad_values_are_named_in_one_message(self):
         with clean_env(API_PORT="eighty", BCRYPT_COST="3", FEE_RESERVE_PPM="-1", RUN_DIR=str(self.run_dir)):
@@ -84,6 +102,7 @@ class SettingsTest(unittest.TestCase):
             JWT_SECRET=STRONG,
             PREIMAGE_SECRET=STRONG,
             WEBHOOK_SECRET_KEY=STRONG,
+            METRICS_TOKEN=STRONG,
             ADMIN_KEY="short",
         ):
             with self.assertRaises(ConfigError) as ctx:
