@@ -58,7 +58,12 @@ class SettingsTest(unittest.TestCase):
 
     def test_production_requires_a_strong_metrics_token(self):
         for value, expected in ((None, "METRICS_TOKEN must be set"), ("m" * 31, "METRICS_TOKEN is too weak")):
-            values = {"ENVIRONMENT": "production", "JWT_SECRET": STRONG, "PREIMAGE_SECRET": STRONG}
+            values = {
+                "ENVIRONMENT": "production",
+                "JWT_SECRET": STRONG,
+                "PREIMAGE_SECRET": STRONG,
+                "WEBHOOK_SECRET_KEY": STRONG,
+            }
             if value is not None:
                 values["METRICS_TOKEN"] = value
             with self.subTest(value=value), clean_env(**values), self.assertRaises(ConfigError) as ctx:
@@ -134,6 +139,7 @@ class WalletAppSettingsTest(unittest.TestCase):
             JWT_SECRET=STRONG,
             PREIMAGE_SECRET=STRONG,
             WEBHOOK_SECRET_KEY=STRONG,
+            METRICS_TOKEN=STRONG,
             **env,
         ):
             return load_settings()

@@ -42,7 +42,7 @@ class SecretBoxTest(unittest.TestCase):
 
     def test_the_key_is_required_and_strong_outside_development(self):
         base = {"PATH": os.environ.get("PATH", ""), "ENVIRONMENT": "production", "JWT_SECRET": "s" * 40,
-                "PREIMAGE_SECRET": "s" * 40}  # fmt: skip
+                "PREIMAGE_SECRET": "s" * 40, "METRICS_TOKEN": "m" * 40}  # fmt: skip
         with mock.patch.dict(os.environ, base, clear=True), self.assertRaises(ConfigError) as ctx:
             load_settings()
         self.assertIn("WEBHOOK_SECRET_KEY must be set", str(ctx.exception))
