@@ -21,10 +21,12 @@ import uuid
 from collections import Counter
 
 import asyncpg
+from sqlalchemy import insert
 
 from api_service import openapi
 from api_service.openapi import Operation
 from api_service.schemas.envelope import ErrorEnvelope
+from shared.db.models import WebhookDelivery
 from tests.api.test_wallet_support import insert_open_invoice, insert_payment
 from tests.support import bad_input, env
 from tests.support.bad_input import Case, Target
@@ -46,6 +48,26 @@ NODE_BOUND = {
 }
 
 
+async def insert_failed_delivery(case: ApiCase, user_id: uuid.UUID) -> int:
+    """A webhook delivery that ran out of attempts, for one of the user's invoices."""
+    invoice_id, _, _ = await insert_open_invoice(case, user_id)
+    async with case.sessions() as session, session.begin():
+        return await session.scalar(
+            insert(WebhookDelivery)
+            .values(
+                user_id=user_id,
+                invoice_id=invoice_id,
+                event="invoice.settled",
+                url="https://shop.example/hook",
+                payload={"type": "invoice.settled"},
+                state="failed",
+                attempts=8,
+                attempts_in_round=8,
+            )
+            .returning(WebhookDelivery.id)
+        )
+
+
 class World:
     """The rows the sweep runs against: callers, a sacrificial user for admin updates, and rows of two
     users, so "another user's id" is a real row."""
@@ -59,6 +81,8 @@ class World:
         self.carol_id = await create_user(sessions, username="carol", is_active=False)
         self.alice_invoice, _, _ = await insert_open_invoice(case, self.alice_id)
         self.alice_payment, _ = await insert_payment(case, self.alice_id)
+        self.alice_in_flight, _ = await insert_payment(case, self.alice_id, state="in_flight")
+        self.bob_delivery = await insert_failed_delivery(case, self.bob_id)
         bob_invoice, _, bob_invoice_hash = await insert_open_invoice(case, self.bob_id)
         bob_payment, bob_payment_hash = await insert_payment(case, self.bob_id)
         self.bob_rows = {
@@ -91,6 +115,8 @@ class BadInputSweepTest(ApiCase):
             "/api/v1/users/{id}": str(w.dave_id if caller == "admin" else w.alice_id),
             "/api/v1/invoices/{id}": str(w.alice_invoice),
             "/api/v1/payments/{id}": str(w.alice_payment),
+            # An admin's redelivery of another user's delivery is the operation itself.
+            "/api/v1/admin/webhooks/deliveries/{id}/redeliver": str(w.bob_delivery),
         }
 
     def bases(self, caller: str | None) -> dict[tuple[str, str], object]:

@@ -227,6 +227,36 @@ class DeliveriesTest(WalletCase):
         response = await self.client.get(path, headers=headers)
         await self.assert_error(response, 403, "FORBIDDEN")
 
+    async def test_admins_redeliver_any_users_delivery_and_users_cannot(self):
+        user_id, headers = await self.user()
+        _, admin = await self.user(role="admin")
+        failed = await self.delivery(user_id, state="failed")
+        path = f"/api/v1/admin/webhooks/deliveries/{failed}/redeliver"
+        await self.assert_error(await self.client.post(path, headers=headers), 403, "FORBIDDEN")
+        await self.assert_error(await self.client.post(path), 401, "UNAUTHORIZED")
+        async with self.sessions() as session:
+            self.assertEqual((await session.get(WebhookDelivery, failed)).state, "failed")
+
+        with self.assertLogs("api.webhooks", "INFO") as logs:
+            response = await self.client.post(path, headers=admin)
+        body = await response.json()
+        self.assertEqual(response.status, 202, body)
+        self.assertEqual(
+            (body["data"]["id"], body["data"]["status"], body["data"]["userId"]),
+            (failed, "pending", str(user_id)),
+        )
+        async with self.sessions() as session:
+            row = await session.get(WebhookDelivery, failed)
+        self.assertEqual((row.state, row.attempts, row.attempts_in_round), ("pending", 8, 0))
+        self.assertLessEqual(row.next_attempt_at, datetime.now(UTC))
+        [record] = logs.records
+        self.assertEqual((record.delivery_id, record.user_id), (failed, str(user_id)))
+        for ident in (999999, "abc", "-1", "0"):
+            response = await self.client.post(
+                f"/api/v1/admin/webhooks/deliveries/{ident}/redeliver", headers=admin
+            )
+            await self.assert_error(response, 404, "NOT_FOUND")
+
 
 class WebhookDataMatchesTheApiTest(WalletCase):
     """The worker builds event data without the API; it must be the API's object, key for key."""
