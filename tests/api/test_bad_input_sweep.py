@@ -21,18 +21,16 @@ import uuid
 from collections import Counter
 
 import asyncpg
-from sqlalchemy import insert
 
 from api_service import openapi
 from api_service.openapi import Operation
 from api_service.schemas.envelope import ErrorEnvelope
-from shared.db.models import WebhookDelivery
 from tests.api.test_wallet_support import insert_open_invoice, insert_payment
 from tests.support import bad_input, env
 from tests.support.bad_input import Case, Target
 from tests.support.bolt11_factory import make_payment_request
 from tests.support.cases import ApiCase
-from tests.support.factories import DEFAULT_PASSWORD, auth_headers, create_user
+from tests.support.factories import DEFAULT_PASSWORD, auth_headers, create_user, insert_webhook_delivery
 
 MAX_REPORTED = 40
 # Operations whose valid request needs the Lightning node. No worker runs in the sweep, so the node
@@ -46,26 +44,6 @@ NODE_BOUND = {
     ("GET", "/lndhub/getinfo"),
     ("GET", "/lnurlp/{username}/callback"),
 }
-
-
-async def insert_failed_delivery(case: ApiCase, user_id: uuid.UUID) -> int:
-    """A webhook delivery that ran out of attempts, for one of the user's invoices."""
-    invoice_id, _, _ = await insert_open_invoice(case, user_id)
-    async with case.sessions() as session, session.begin():
-        return await session.scalar(
-            insert(WebhookDelivery)
-            .values(
-                user_id=user_id,
-                invoice_id=invoice_id,
-                event="invoice.settled",
-                url="https://shop.example/hook",
-                payload={"type": "invoice.settled"},
-                state="failed",
-                attempts=8,
-                attempts_in_round=8,
-            )
-            .returning(WebhookDelivery.id)
-        )
 
 
 class World:
@@ -82,7 +60,8 @@ class World:
         self.alice_invoice, _, _ = await insert_open_invoice(case, self.alice_id)
         self.alice_payment, _ = await insert_payment(case, self.alice_id)
         self.alice_in_flight, _ = await insert_payment(case, self.alice_id, state="in_flight")
-        self.bob_delivery = await insert_failed_delivery(case, self.bob_id)
+        bob_hooked, _, _ = await insert_open_invoice(case, self.bob_id)
+        self.bob_delivery = await insert_webhook_delivery(sessions, self.bob_id, bob_hooked)
         bob_invoice, _, bob_invoice_hash = await insert_open_invoice(case, self.bob_id)
         bob_payment, bob_payment_hash = await insert_payment(case, self.bob_id)
         self.bob_rows = {

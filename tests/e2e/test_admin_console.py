@@ -28,11 +28,16 @@ from urllib.parse import urlsplit
 import aiohttp
 from playwright.async_api import ConsoleMessage, Page, Route, async_playwright, expect
 
-from shared.db.models import WebhookDelivery
 from tests.e2e.test_lightning_flow import Api, wallet_stack
 from tests.support.cases import DbCase, wait_for
 from tests.support.env import REPO_ROOT
-from tests.support.factories import DEFAULT_PASSWORD, auth_headers, create_user, fund_treasury
+from tests.support.factories import (
+    DEFAULT_PASSWORD,
+    auth_headers,
+    create_user,
+    fund_treasury,
+    insert_webhook_delivery,
+)
 from tests.support.webhook_receiver import WebhookReceiver
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -147,28 +152,17 @@ class AdminConsoleTest(DbCase):
         await super().asyncTearDown()
 
     async def plant_failed_delivery(self, user_id: uuid.UUID, invoice_id: str) -> int:
-        """A delivery that ran out of attempts, as the worker leaves one (the tests/api webhook way)."""
+        """A delivery that ran out of attempts a day ago, to the test's receiver."""
         created = datetime.now(UTC) - timedelta(hours=27)
-        async with self.sessions() as session, session.begin():
-            return await session.scalar(
-                WebhookDelivery.__table__.insert()
-                .values(
-                    user_id=user_id,
-                    invoice_id=uuid.UUID(invoice_id),
-                    event="invoice.settled",
-                    url=self.receiver.url("/shop/hook"),
-                    payload={"type": "invoice.settled", "timestamp": created.isoformat(), "data": {}},
-                    state="failed",
-                    attempts=8,
-                    attempts_in_round=8,
-                    last_status_code=500,
-                    last_error="HTTP 500",
-                    created_at=created,
-                    last_attempt_at=created + timedelta(hours=26),
-                    next_attempt_at=created + timedelta(hours=26),
-                )
-                .returning(WebhookDelivery.id)
-            )
+        return await insert_webhook_delivery(
+            self.sessions,
+            user_id,
+            uuid.UUID(invoice_id),
+            url=self.receiver.url("/shop/hook"),
+            created_at=created,
+            last_attempt_at=created + timedelta(hours=26),
+            payload={"type": "invoice.settled", "timestamp": created.isoformat(), "data": {}},
+        )
 
     async def hold_payments(self, api: Api, net, alice: dict, count: int) -> list[str]:
         """Payments of Alice's to Bob that the simnet keeps in flight (simnet:hold), oldest first."""
