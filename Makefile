@@ -27,7 +27,7 @@ EMBEDDED ?=
 
 EMBEDDED_FLAG := $(if $(filter-out 0,$(EMBEDDED)),--embedded)
 
-.PHONY: help venv services run test bench lint protos clean distclean compose-tool
+.PHONY: help venv services run test bench lint protos clean distclean compose-tool browser-tool
 
 help:
 	@sed -n '3,8p' Makefile | sed 's/^# *//'
@@ -81,9 +81,22 @@ compose-tool:
 	    || { tail -20 $(RUN_DIR)/apt-docker-compose.log; echo "make: docker-compose install failed"; }; \
 	fi
 
-test: venv services compose-tool
+# Debian's chromium runs the admin console in tests/e2e/test_admin_console.py (Playwright drives it by
+# executable_path: `playwright install` cannot download here). Installed and required the same way.
+browser-tool:
+	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = 0 ] && command -v apt-get > /dev/null; then \
+	  echo "make: installing chromium for the admin console's browser test"; \
+	  mkdir -p $(RUN_DIR); \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
+	    > $(RUN_DIR)/apt-chromium.log 2>&1 \
+	    || { tail -20 $(RUN_DIR)/apt-chromium.log; echo "make: chromium install failed"; }; \
+	fi
+
+test: venv services compose-tool browser-tool
 	@source $(RUN_DIR)/test.env; \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get > /dev/null; then export LW_REQUIRE_COMPOSE=1; fi; \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get > /dev/null; then \
+	    export LW_REQUIRE_COMPOSE=1 LW_REQUIRE_BROWSER=1; \
+	  fi; \
 	  exec $(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(BENCH_STAMP) services

@@ -8,6 +8,7 @@ from api_service import health, lndhub, lnurl
 from api_service.handlers import (
     admin,
     auth,
+    console,
     docs,
     invoices,
     metrics,
@@ -31,6 +32,7 @@ def setup(app: web.Application) -> None:
     payments.setup(app)
     stream.setup(app)
     admin.setup(app)
+    console.setup(app)
     treasury.setup(app)
     reconciliation.setup(app)
     lndhub.setup(app)

@@ -219,6 +219,7 @@ class Supervisor:
     def banner(self, base_url: str, seed_lines: list[str], with_simnet: bool) -> None:
         say("")
         say(f"lightning-wallet is up: {base_url}  (API {base_url}/api/v1, docs {base_url}/api/v1/docs)")
+        say(f"admin console: {base_url}/admin (sign in as admin)")
         worker_metrics = self.env.get("WORKER_METRICS_PORT") or "9101"
         say(f"metrics: {base_url}/metrics (API), worker on port {worker_metrics} (0: see its log)")
         say(f"wallet apps (LndHub): lndhub://<username>:<password>@{base_url}/lndhub")

@@ -48,6 +48,15 @@ async def redeliver(request: web.Request) -> web.Response:
     return ok(request, await webhooks.redeliver(_deps(request), user, request.match_info["id"]), status=202)
 
 
+async def admin_redeliver(request: web.Request) -> web.Response:
+    admin = await require_admin(request)
+    await ratelimit.hit(
+        request.app[ARQ], f"redeliver:admin:{admin.id}", limit=REDELIVER_PER_MINUTE, window_s=60
+    )
+    delivery = await webhooks.redeliver(_deps(request), admin, request.match_info["id"], any_user=True)
+    return ok(request, delivery, status=202)
+
+
 async def admin_list_deliveries(request: web.Request) -> web.Response:
     await require_admin(request)
     query = parse_query(request, DeliveriesQuery)
@@ -61,6 +70,7 @@ def setup(app: web.Application) -> None:
     app.router.add_get(f"{PREFIX}/deliveries", list_deliveries)
     app.router.add_post(f"{PREFIX}/deliveries/{{id}}/redeliver", redeliver)
     app.router.add_get(ADMIN_PATH, admin_list_deliveries)
+    app.router.add_post(f"{ADMIN_PATH}/{{id}}/redeliver", admin_redeliver)
     tags = ("webhooks",)
     openapi.register(
         "GET",
@@ -112,4 +122,16 @@ def setup(app: web.Application) -> None:
         paginated=True,
         tags=("admin",),
         description="status=failed lists the deliveries that ran out of attempts.",
+    )
+    openapi.register(
+        "POST",
+        f"{ADMIN_PATH}/{{id}}/redeliver",
+        "Deliver any user's delivery again",
+        response_model=DeliveryOut,
+        status=202,
+        auth="admin",
+        errors=(404, 429),
+        tags=("admin",),
+        description="As the owner's redeliver: a new attempt within a few seconds, same webhook-id, a "
+        "fresh round of retries. Logged with the admin who asked. Rate limited per admin.",
     )

@@ -176,6 +176,16 @@ class PaymentOut(OutModel):
     webhook_url: str | None = None
 
 
+class InFlightPaymentOut(PaymentOut):
+    """A payment not final yet, as an admin sees it: whose, how old, how often the worker sent it."""
+
+    username: str
+    age_s: int = Field(description="seconds since the payment was created")
+    attempts: int = Field(description="how often the worker has sent it to the node")
+    sent_at: datetime | None = Field(description="when the worker first handed it to the node")
+    updated_at: datetime
+
+
 class NodeChannelBalanceOut(OutModel):
     local_sat: int
     remote_sat: int

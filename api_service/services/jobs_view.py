@@ -30,7 +30,10 @@ NODE_INFO_EXPIRES_S = 30  # a node_info job nobody picked up by then is dropped,
 
 
 def _function_of(job_id: str) -> str:
-    # Our job ids are "<function>:<row id>" (deterministic ids of shared.jobs); others are "other".
+    # Our job ids are "<function>:<row id>" (deterministic ids of shared.jobs), arq's cron runs are
+    # "cron:<name>:<ms>" (function "cron:<name>"); others are "other".
+    if job_id.startswith("cron:") and job_id.count(":") >= 2:
+        return job_id.rsplit(":", 1)[0]
     prefix = job_id.split(":", 1)[0]
     return prefix if prefix in jobs.ALL_FUNCTIONS else "other"
 
@@ -90,6 +93,13 @@ async def _queued(arq: ArqRedis, queue_name: str, limit: int) -> tuple[list[dict
 async def _in_progress(arq: ArqRedis, queue_name: str, limit: int) -> tuple[list[dict], dict[str, int], bool]:
     keys, truncated = await _scan(arq, in_progress_key_prefix + "*")
     job_ids = [key[len(in_progress_key_prefix) :] for key in keys]
+    # arq keeps a cron run's in-progress key after the run (the lock that stops the same slot from
+    # running twice): a job with a result has finished, whatever its in-progress key says.
+    async with arq.pipeline(transaction=False) as pipe:
+        for job_id in job_ids:
+            pipe.exists(result_key_prefix + job_id)
+        finished = await pipe.execute() if job_ids else []
+    job_ids = [job_id for job_id, done in zip(job_ids, finished, strict=True) if not done]
     counts: dict[str, int] = {}
     for job_id in job_ids:
         counts[_function_of(job_id)] = counts.get(_function_of(job_id), 0) + 1

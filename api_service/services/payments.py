@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from api_service.schemas.wallet import CreatePaymentBody, PaymentOut
+from api_service.schemas.wallet import CreatePaymentBody, InFlightPaymentOut, PaymentOut
 from api_service.security import CurrentUser
 from api_service.services import idempotency
 from api_service.services.invoices import (
@@ -35,7 +35,7 @@ from api_service.services.invoices import (
     sat,
     submit_and_wait,
 )
-from api_service.validation import dump
+from api_service.validation import PageQuery, dump
 from shared import bolt11, jobs, ledger
 from shared.db.models import IdempotencyKey, Invoice, Payment
 from shared.db.queries import wallet as queries
@@ -60,28 +60,44 @@ def max_fee_limit_sat(amount_msat: int) -> int:
     return -(-amount_msat * FEE_LIMIT_MAX_PPM // (1_000_000 * MSAT_PER_SAT)) + FEE_LIMIT_MAX_BASE_SAT
 
 
+def _payment_fields(payment: Any) -> dict[str, Any]:
+    """PaymentOut's fields of a payment model or row (the same attribute names)."""
+    return dict(
+        id=payment.id,
+        user_id=payment.user_id,
+        status=payment.state,
+        amount_sat=sat(payment.amount_msat),
+        amount_msat=payment.amount_msat,
+        fee_sat=sat(payment.fee_msat),
+        fee_msat=payment.fee_msat,
+        fee_limit_sat=sat(payment.fee_limit_msat),
+        preimage=payment.preimage.hex() if payment.state == "succeeded" and payment.preimage else None,
+        failure_reason=payment.failure_reason,
+        payment_hash=payment.payment_hash.hex(),
+        payment_request=payment.payment_request,
+        destination=payment.destination,
+        memo=payment.memo,
+        internal=payment.internal,
+        from_treasury=payment.from_treasury,
+        created_at=payment.created_at,
+        completed_at=payment.completed_at,
+        webhook_url=payment.webhook_url,
+    )
+
+
 def payment_out(payment: Payment) -> dict[str, Any]:
+    return dump(PaymentOut(**_payment_fields(payment)))
+
+
+def in_flight_out(row: Any) -> dict[str, Any]:
     return dump(
-        PaymentOut(
-            id=payment.id,
-            user_id=payment.user_id,
-            status=payment.state,
-            amount_sat=sat(payment.amount_msat),
-            amount_msat=payment.amount_msat,
-            fee_sat=sat(payment.fee_msat),
-            fee_msat=payment.fee_msat,
-            fee_limit_sat=sat(payment.fee_limit_msat),
-            preimage=payment.preimage.hex() if payment.state == "succeeded" and payment.preimage else None,
-            failure_reason=payment.failure_reason,
-            payment_hash=payment.payment_hash.hex(),
-            payment_request=payment.payment_request,
-            destination=payment.destination,
-            memo=payment.memo,
-            internal=payment.internal,
-            from_treasury=payment.from_treasury,
-            created_at=payment.created_at,
-            completed_at=payment.completed_at,
-            webhook_url=payment.webhook_url,
+        InFlightPaymentOut(
+            **_payment_fields(row),
+            username=row.username,
+            age_s=int(row.age_s),
+            attempts=row.attempts,
+            sent_at=row.sent_at,
+            updated_at=row.updated_at,
         )
     )
 
@@ -265,3 +281,13 @@ async def get_payment(deps: WalletDeps, user: CurrentUser, ident: str) -> dict[s
     if payment is None or not (user.is_admin or payment.user_id == user.id):
         raise NotFound("Payment not found")
     return payment_out(payment)
+
+
+async def list_in_flight(deps: WalletDeps, query: PageQuery) -> tuple[list[dict[str, Any]], int]:
+    """Every user's payments not final yet, oldest first: the ones an operator looks at when money
+    seems stuck (the worker's ``..._oldest_in_flight_payment_seconds`` gauge measures the first)."""
+    async with deps.reads.connect() as connection:
+        rows, total = await queries.list_unfinished_payments(
+            connection, limit=query.page_size, offset=query.offset
+        )
+    return [in_flight_out(row) for row in rows], total

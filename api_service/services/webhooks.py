@@ -8,6 +8,7 @@ webhook cron (every 2 s) picks it up, with the same ``webhook-id``.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -19,11 +20,12 @@ from api_service.security import CurrentUser
 from api_service.validation import dump
 from shared.config import Settings
 from shared.db.queries import webhooks as queries
-from shared.errors import NotFound
+from shared.errors import Forbidden, NotFound
 from shared.webhook_secrets import SecretBox, current_secret
 from shared.webhook_secrets import rotate_secret as rotate_sealed_secret
 from shared.webhook_targets import check_url
 
+log = logging.getLogger("api.webhooks")
 _DELIVERY_ID = re.compile(r"^[1-9][0-9]{0,17}$")
 
 
@@ -89,12 +91,22 @@ async def list_deliveries(
     return [delivery_out(row) for row in rows], total
 
 
-async def redeliver(deps: WebhookDeps, user: CurrentUser, ident: str) -> dict[str, Any]:
-    """Another attempt soon, same webhook-id; another user's delivery is 404 like a missing one."""
+async def redeliver(
+    deps: WebhookDeps, user: CurrentUser, ident: str, *, any_user: bool = False
+) -> dict[str, Any]:
+    """Another attempt soon, same webhook-id. A user's own deliveries only (another user's is 404 like
+    a missing one); with ``any_user``, an admin's redelivery of anyone's, logged with who asked."""
+    if any_user and not user.is_admin:
+        raise Forbidden("Administrator rights required")
     if not _DELIVERY_ID.match(ident):
         raise NotFound("Delivery not found")
     async with deps.sessions() as session, session.begin():
-        row = await queries.request_redelivery(session, int(ident), user.id)
+        row = await queries.request_redelivery(session, int(ident), None if any_user else user.id)
     if row is None:
         raise NotFound("Delivery not found")
+    if any_user:
+        log.info(
+            "webhook redelivery requested by an admin",
+            extra={"delivery_id": row.id, "admin_id": str(user.id), "user_id": str(row.user_id)},
+        )
     return delivery_out(row)

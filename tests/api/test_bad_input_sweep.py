@@ -30,7 +30,7 @@ from tests.support import bad_input, env
 from tests.support.bad_input import Case, Target
 from tests.support.bolt11_factory import make_payment_request
 from tests.support.cases import ApiCase
-from tests.support.factories import DEFAULT_PASSWORD, auth_headers, create_user
+from tests.support.factories import DEFAULT_PASSWORD, auth_headers, create_user, insert_webhook_delivery
 
 MAX_REPORTED = 40
 # Operations whose valid request needs the Lightning node. No worker runs in the sweep, so the node
@@ -59,6 +59,9 @@ class World:
         self.carol_id = await create_user(sessions, username="carol", is_active=False)
         self.alice_invoice, _, _ = await insert_open_invoice(case, self.alice_id)
         self.alice_payment, _ = await insert_payment(case, self.alice_id)
+        self.alice_in_flight, _ = await insert_payment(case, self.alice_id, state="in_flight")
+        bob_hooked, _, _ = await insert_open_invoice(case, self.bob_id)
+        self.bob_delivery = await insert_webhook_delivery(sessions, self.bob_id, bob_hooked)
         bob_invoice, _, bob_invoice_hash = await insert_open_invoice(case, self.bob_id)
         bob_payment, bob_payment_hash = await insert_payment(case, self.bob_id)
         self.bob_rows = {
@@ -91,6 +94,8 @@ class BadInputSweepTest(ApiCase):
             "/api/v1/users/{id}": str(w.dave_id if caller == "admin" else w.alice_id),
             "/api/v1/invoices/{id}": str(w.alice_invoice),
             "/api/v1/payments/{id}": str(w.alice_payment),
+            # An admin's redelivery of another user's delivery is the operation itself.
+            "/api/v1/admin/webhooks/deliveries/{id}/redeliver": str(w.bob_delivery),
         }
 
     def bases(self, caller: str | None) -> dict[tuple[str, str], object]:

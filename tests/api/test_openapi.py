@@ -32,7 +32,10 @@ EXPECTED = {
 UNDOCUMENTED = {
     ("GET", "/api/v1/docs"): "the HTML docs page that renders this document",
     ("GET", "/api/v1/docs/{name}"): "static assets (script, style) of the docs page",
-    ("GET", "/admin/jobs"): "an HTML page over GET /api/v1/admin/jobs (which is documented)",
+    ("GET", "/admin"): "the admin console's page, over the documented /api/v1 admin operations",
+    ("GET", "/admin/admin.js"): "the admin console's script",
+    ("GET", "/admin/admin.css"): "the admin console's stylesheet",
+    ("GET", "/admin/jobs"): "the old jobs page: a redirect to the console's jobs view",
 }
 
 

@@ -17,6 +17,7 @@ from shared.db.models import Invoice, Payment, WebhookDelivery, WebhookSecret
 from shared.webhook_events import invoice_data, payment_data
 from tests.api.test_wallet_invoices import WalletCase
 from tests.api.test_wallet_support import insert_open_invoice
+from tests.support.factories import insert_webhook_delivery
 from tests.unit.test_webhook_targets import LOOPBACK_SPELLINGS, MALFORMED, OTHER_REFUSED
 
 HOOKS = "/api/v1/webhooks"
@@ -132,25 +133,9 @@ class DeliveriesTest(WalletCase):
     async def delivery(self, user_id: uuid.UUID, *, state: str = "pending", minutes_ago: int = 0) -> int:
         invoice_id, _, _ = await insert_open_invoice(self, user_id)
         created = datetime.now(UTC) - timedelta(minutes=minutes_ago)
-        async with self.sessions() as session, session.begin():
-            return await session.scalar(
-                WebhookDelivery.__table__.insert()
-                .values(
-                    user_id=user_id,
-                    invoice_id=invoice_id,
-                    event="invoice.settled",
-                    url="https://shop.example/hook",
-                    payload={"type": "invoice.settled"},
-                    state=state,
-                    attempts=8 if state == "failed" else 0,
-                    attempts_in_round=8 if state == "failed" else 0,
-                    last_status_code=500 if state == "failed" else None,
-                    last_error="HTTP 500" if state == "failed" else None,
-                    created_at=created,
-                    next_attempt_at=created + timedelta(hours=1),
-                )
-                .returning(WebhookDelivery.id)
-            )
+        return await insert_webhook_delivery(
+            self.sessions, user_id, invoice_id, state=state, created_at=created
+        )
 
     async def test_the_callers_deliveries_newest_first_paginated_and_filtered(self):
         user_id, headers = await self.user()
@@ -226,6 +211,36 @@ class DeliveriesTest(WalletCase):
         self.assertEqual({item["userId"] for item in body["data"]}, {str(user_id), str(other_id)})
         response = await self.client.get(path, headers=headers)
         await self.assert_error(response, 403, "FORBIDDEN")
+
+    async def test_admins_redeliver_any_users_delivery_and_users_cannot(self):
+        user_id, headers = await self.user()
+        _, admin = await self.user(role="admin")
+        failed = await self.delivery(user_id, state="failed")
+        path = f"/api/v1/admin/webhooks/deliveries/{failed}/redeliver"
+        await self.assert_error(await self.client.post(path, headers=headers), 403, "FORBIDDEN")
+        await self.assert_error(await self.client.post(path), 401, "UNAUTHORIZED")
+        async with self.sessions() as session:
+            self.assertEqual((await session.get(WebhookDelivery, failed)).state, "failed")
+
+        with self.assertLogs("api.webhooks", "INFO") as logs:
+            response = await self.client.post(path, headers=admin)
+        body = await response.json()
+        self.assertEqual(response.status, 202, body)
+        self.assertEqual(
+            (body["data"]["id"], body["data"]["status"], body["data"]["userId"]),
+            (failed, "pending", str(user_id)),
+        )
+        async with self.sessions() as session:
+            row = await session.get(WebhookDelivery, failed)
+        self.assertEqual((row.state, row.attempts, row.attempts_in_round), ("pending", 8, 0))
+        self.assertLessEqual(row.next_attempt_at, datetime.now(UTC))
+        [record] = logs.records
+        self.assertEqual((record.delivery_id, record.user_id), (failed, str(user_id)))
+        for ident in (999999, "abc", "-1", "0"):
+            response = await self.client.post(
+                f"/api/v1/admin/webhooks/deliveries/{ident}/redeliver", headers=admin
+            )
+            await self.assert_error(response, 404, "NOT_FOUND")
 
 
 class WebhookDataMatchesTheApiTest(WalletCase):

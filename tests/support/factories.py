@@ -1,9 +1,11 @@
-"""Factories for test data: users (with their ledger account) and their tokens."""
+"""Factories for test data: users (with their ledger account), their tokens, webhook deliveries."""
 
 from __future__ import annotations
 
 import itertools
 import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import bcrypt
 from sqlalchemy import insert
@@ -12,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from api_service.services.tokens import issue_access_token
 from shared import ledger
 from shared.config import Settings
-from shared.db.models import User
+from shared.db.models import User, WebhookDelivery
 
 DEFAULT_PASSWORD = "correct horse battery"
 _counter = itertools.count(1)
@@ -73,3 +75,40 @@ async def fund_treasury(session: AsyncSession, amount_sat: int) -> None:
 
 def auth_headers(settings: Settings, user_id: uuid.UUID, role: str = "user") -> dict[str, str]:
     return {"Authorization": f"Bearer {issue_access_token(settings, user_id=user_id, role=role)}"}
+
+
+async def insert_webhook_delivery(
+    sessions: async_sessionmaker[AsyncSession],
+    user_id: uuid.UUID,
+    invoice_id: uuid.UUID,
+    *,
+    state: str = "failed",
+    url: str = "https://shop.example/hook",
+    created_at: datetime | None = None,
+    last_attempt_at: datetime | None = None,
+    payload: dict[str, Any] | None = None,
+) -> int:
+    """An ``invoice.settled`` delivery as the worker leaves one: ``failed`` has run out of its 8
+    attempts (the last answered HTTP 500); ``pending`` is due an hour after ``created_at``."""
+    created = created_at or datetime.now(UTC)
+    failed = state == "failed"
+    async with sessions() as session, session.begin():
+        return await session.scalar(
+            insert(WebhookDelivery)
+            .values(
+                user_id=user_id,
+                invoice_id=invoice_id,
+                event="invoice.settled",
+                url=url,
+                payload=payload or {"type": "invoice.settled"},
+                state=state,
+                attempts=8 if failed else 0,
+                attempts_in_round=8 if failed else 0,
+                last_status_code=500 if failed else None,
+                last_error="HTTP 500" if failed else None,
+                last_attempt_at=last_attempt_at,
+                created_at=created,
+                next_attempt_at=created + timedelta(hours=1),
+            )
+            .returning(WebhookDelivery.id)
+        )

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import TextClause, insert, select, text, update
+from sqlalchemy import TextClause, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from shared.db.models import Account, IdempotencyKey, Invoice, Payment
+from shared.db.models import Account, IdempotencyKey, Invoice, Payment, User
 
 ACTIVE_PAYMENT_HASH_INDEX = "payments_payment_hash_active_key"
 
@@ -118,6 +118,38 @@ async def get_latest_payment_by_hash(
     if user_id is not None:
         statement = statement.where(Payment.user_id == user_id)
     return await session.scalar(statement.order_by(Payment.created_at.desc()).limit(1))
+
+
+UNFINISHED_PAYMENT_STATES = ("pending", "in_flight")
+
+
+async def list_unfinished_payments(
+    connection: AsyncConnection, *, limit: int, offset: int
+) -> tuple[list[Any], int]:
+    """Every user's payments not final yet (pending or in flight), oldest first, and their total.
+
+    Each row has the payment's columns, the payer's ``username`` and ``age_s`` (seconds since it was
+    created, by the database clock)."""
+    payments, users = Payment.__table__, User.__table__
+    unfinished = payments.c.state.in_(UNFINISHED_PAYMENT_STATES)
+    page = (
+        select(
+            payments,
+            users.c.username,
+            func.extract("epoch", func.now() - payments.c.created_at).label("age_s"),
+            func.count().over().label("total"),
+        )
+        .join(users, users.c.id == payments.c.user_id)
+        .where(unfinished)
+        .order_by(payments.c.created_at, payments.c.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    rows = (await connection.execute(page)).all()
+    if rows:
+        return rows, int(rows[0].total)
+    total = await connection.scalar(select(func.count()).select_from(payments).where(unfinished))
+    return [], int(total or 0)
 
 
 # ---- activity (invoices and payments in one list) ---------------------------------------------

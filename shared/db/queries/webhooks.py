@@ -37,14 +37,18 @@ async def list_deliveries(
     return [], int(total or 0)
 
 
-async def request_redelivery(session: AsyncSession, delivery_id: int, user_id: uuid.UUID) -> Any:
-    """Make the caller's delivery due now, with a fresh round of retries; None if it is not theirs.
+async def request_redelivery(session: AsyncSession, delivery_id: int, user_id: uuid.UUID | None) -> Any:
+    """Make the delivery due now, with a fresh round of retries; None if there is none with this id
+    belonging to ``user_id`` (``user_id=None``: any user's, for admins).
 
     Moving ``next_attempt_at`` also voids the lease of an attempt running right now (its outcome is
     not recorded), so the attempt this asks for starts after the request."""
+    conditions = [WebhookDelivery.id == delivery_id]
+    if user_id is not None:
+        conditions.append(WebhookDelivery.user_id == user_id)
     statement = (
         update(WebhookDelivery)
-        .where(WebhookDelivery.id == delivery_id, WebhookDelivery.user_id == user_id)
+        .where(*conditions)
         .values(state="pending", attempts_in_round=0, next_attempt_at=func.clock_timestamp())
         .returning(*_LIST_COLUMNS)
     )
