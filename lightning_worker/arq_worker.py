@@ -21,7 +21,7 @@ import asyncio
 import logging
 
 from arq.worker import Worker
-from redis.exceptions import BusyLoadingError
+from redis.exceptions import BusyLoadingError, WatchError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -32,13 +32,16 @@ REDIS_WAIT_MAX_S = 5.0
 # What a lost or restarting Redis raises (BusyLoadingError is a ConnectionError subclass in redis-py,
 # named for clarity); OSError covers a refused socket before redis-py wraps it.
 REDIS_OUTAGE_ERRORS = (RedisConnectionError, RedisTimeoutError, BusyLoadingError, OSError)
+# arq catches the WatchError of a job taken by another worker itself; one that reaches the poll loop is
+# redis-py's "A ConnectionError occurred on while watching one or more keys" (seen under the soak).
+POLL_OUTAGE_ERRORS = (*REDIS_OUTAGE_ERRORS, WatchError)
 
 
 class ResilientWorker(Worker):
     async def _poll_iteration(self) -> None:
         try:
             await super()._poll_iteration()
-        except REDIS_OUTAGE_ERRORS as exc:
+        except POLL_OUTAGE_ERRORS as exc:
             await self._wait_for_redis(exc)
 
     async def _wait_for_redis(self, exc: BaseException) -> None:

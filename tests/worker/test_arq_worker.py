@@ -12,9 +12,11 @@ import contextlib
 import shutil
 import tempfile
 from collections.abc import AsyncIterator
+from unittest import mock
 
 from arq.connections import ArqRedis, RedisSettings, create_pool
-from arq.worker import func
+from arq.worker import Worker, func
+from redis.exceptions import WatchError
 
 from devtools.services import start_private_redis
 from lightning_worker.arq_worker import ResilientWorker
@@ -140,3 +142,20 @@ class DuplicateRunTest(DbCase):
             self.assertEqual(runs, [1])
         finally:
             await pool.aclose()
+
+    async def test_a_watch_error_of_a_dropped_connection_pauses_the_loop_too(self) -> None:
+        # Seen under the soak: Redis restarted while arq watched an in-progress key; redis-py raises
+        # WatchError("A ConnectionError occurred on while watching ..."), which arq lets escape.
+        worker = new_worker(self.settings.redis_url, [func(echo, name="echo")])
+        worker._pool = await pool_for(self.settings.redis_url)
+        dropped = WatchError("A ConnectionError occurred on while watching one or more keys")
+        try:
+            with (
+                mock.patch.object(Worker, "_poll_iteration", side_effect=dropped),
+                self.assertLogs("lightning_worker.arq_worker", "WARNING") as logs,
+            ):
+                await worker._poll_iteration()  # returns: the loop goes on
+            self.assertIn("polling paused", logs.output[0])
+            self.assertIn("polling resumed", logs.output[-1])
+        finally:
+            await worker._pool.aclose()
