@@ -138,6 +138,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("soak: interrupted; everything it started was stopped", file=sys.stderr)
         return 130
+    finally:
+        # Again, once asyncio.run has joined its threads: a Redis restart in a thread when the run was
+        # interrupted may have started it after the first stop.
+        stop_private_redis(args.run_dir)
 
 
 if __name__ == "__main__":

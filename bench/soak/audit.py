@@ -16,6 +16,7 @@ import asyncio
 import json
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ import asyncpg
 
 from bench.soak.faults import Fault
 from bench.soak.receiver import Receiver
+from bench.stack import asyncpg_dsn
 from shared.lightning.grpc_client import GrpcLightningClient
 from shared.lightning.types import InvoiceState, PaymentStatus
 
@@ -39,28 +41,25 @@ EXPLAINS = {
 }
 
 
-def asyncpg_dsn(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+async def _every_page(fetch: Callable[[int], Awaitable[list]], index_of: Callable[[Any], int]) -> list:
+    found: list = []
+    offset = 0
+    while page := await fetch(offset):
+        found += page
+        offset = max(index_of(item) for item in page)
+    return found
 
 
 async def node_invoices(alice: GrpcLightningClient) -> list:
-    found, offset = [], 0
-    while True:
-        page = await alice.list_invoices(index_offset=offset, max_invoices=1000)
-        if not page:
-            return found
-        found += page
-        offset = max(item.add_index for item in page)
+    return await _every_page(
+        lambda offset: alice.list_invoices(index_offset=offset, max_invoices=1000), lambda i: i.add_index
+    )
 
 
 async def node_payments(alice: GrpcLightningClient) -> list:
-    found, offset = [], 0
-    while True:
-        page = await alice.list_payments(index_offset=offset, max_payments=1000)
-        if not page:
-            return found
-        found += page
-        offset = max(item.payment_index for item in page)
+    return await _every_page(
+        lambda offset: alice.list_payments(index_offset=offset, max_payments=1000), lambda p: p.payment_index
+    )
 
 
 async def quiesce(database_url: str, alice: GrpcLightningClient, timeout_s: float) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from bench.soak.stack import Stack
+from bench.stack import asyncpg_dsn
 
 KINDS = ("worker_kill", "api_kill", "redis_restart", "simnet_restart", "pg_terminate", "lease_freeze")
 REPEATED = KINDS[:-1]
@@ -99,7 +100,7 @@ class Injector:
         await self.on_simnet_restart()
 
     async def pg_terminate(self, fault: Fault) -> None:
-        parts = urlsplit(self.stack.database_url.replace("postgresql+asyncpg://", "postgresql://", 1))
+        parts = urlsplit(asyncpg_dsn(self.stack.database_url))
         name = parts.path.lstrip("/")
         admin = await asyncpg.connect(urlunsplit(parts._replace(path="/postgres")))
         try:
