@@ -3,6 +3,7 @@
 #   make run      venv + Postgres/Redis + migrate + seed + lnd_simnet + worker + API (Ctrl-C stops all)
 #   make test     venv + Postgres/Redis + the test suite       (PYTEST_ARGS='tests/unit -x' to narrow)
 #   make bench    venv + Postgres/Redis + python -m bench      (BENCH_ARGS='...')
+#   make soak     venv + Postgres + python -m bench.soak: chaos soak (SOAK_ARGS='--minutes 3 --seed 7')
 #   make lint     ruff check + ruff format --check
 #   make protos   regenerate the LND gRPC stubs
 #   make clean    stop private Postgres/Redis, delete .run/ and caches (distclean: also .venv)
@@ -23,14 +24,15 @@ STAMP := $(VENV)/.installed
 RUN_DIR := .run
 PYTEST_ARGS ?= tests
 BENCH_ARGS ?=
+SOAK_ARGS ?=
 EMBEDDED ?=
 
 EMBEDDED_FLAG := $(if $(filter-out 0,$(EMBEDDED)),--embedded)
 
-.PHONY: help venv services run test bench lint protos clean distclean compose-tool browser-tool
+.PHONY: help venv services run test bench soak lint protos clean distclean compose-tool browser-tool
 
 help:
-	@sed -n '3,8p' Makefile | sed 's/^# *//'
+	@sed -n '3,9p' Makefile | sed 's/^# *//'
 
 venv: $(STAMP)
 
@@ -101,6 +103,11 @@ test: venv services compose-tool browser-tool
 
 bench: $(BENCH_STAMP) services
 	@source $(RUN_DIR)/services.env; exec $(PY) -m bench $(BENCH_ARGS)
+
+# The soak starts its own Redis (it restarts it), simnet, APIs and workers; Postgres is the one
+# `services` found, with the soak's own database lightning_wallet_soak. See bench/soak/__init__.py.
+soak: venv services
+	@source $(RUN_DIR)/services.env; exec $(PY) -m bench.soak $(SOAK_ARGS)
 
 lint: venv
 	$(PY) -m ruff check .

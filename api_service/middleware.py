@@ -12,13 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
-import redis.exceptions
-import sqlalchemy.exc
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from api_service.keys import SETTINGS
+from api_service.outages import is_dependency_outage
 from api_service.responses import REQUEST_ID_KEY, error
 from shared.errors import AppError, PayloadTooLarge, RateLimited
 
@@ -124,7 +122,7 @@ async def error_middleware(request: web.Request, handler):
         return response
     except Exception as exc:
         error_id = uuid.uuid4().hex
-        if _is_dependency_outage(exc):
+        if is_dependency_outage(exc):
             log.warning(
                 "dependency unavailable",
                 extra={
@@ -160,25 +158,6 @@ async def error_middleware(request: web.Request, handler):
             message="Internal server error",
             details={"errorId": error_id},
         )
-
-
-_OUTAGE_ERRORS = (
-    OSError,
-    asyncpg.exceptions.ConnectionDoesNotExistError,
-    asyncpg.exceptions.CannotConnectNowError,
-    sqlalchemy.exc.TimeoutError,  # no pooled connection came free in time
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-)
-
-
-def _is_dependency_outage(exc: BaseException) -> bool:
-    """A lost or refused connection to Postgres or Redis: the request may be retried, it is not a bug."""
-    if isinstance(exc, sqlalchemy.exc.DBAPIError):
-        if exc.connection_invalidated:
-            return True
-        exc = exc.orig
-    return isinstance(exc, _OUTAGE_ERRORS) or isinstance(exc.__cause__, _OUTAGE_ERRORS)
 
 
 class JsonAccessLogger(AbstractAccessLogger):

@@ -89,8 +89,12 @@ class Simnet:
         )
 
 
-async def start_simnet(children: Children, data_dir: Path) -> Simnet:
-    alice, bob = free_port(), free_port()
+async def start_simnet(
+    children: Children, data_dir: Path, *, ports: tuple[int, int] | None = None, args: tuple[str, ...] = ()
+) -> Simnet:
+    """Start lnd_simnet on free ports (or ``ports``: a restart on the same ones, same data dir)."""
+    alice, bob = ports or (free_port(), free_port())
+    (data_dir / "network.json").unlink(missing_ok=True)  # written again once the new process is up
     child = children.start(
         "lnd_simnet",
         python_argv(
@@ -105,6 +109,7 @@ async def start_simnet(children: Children, data_dir: Path) -> Simnet:
             str(bob),
             "--log-level",
             "WARNING",
+            *args,
         ),
     )
     await wait_files([data_dir / "network.json"], child, timeout_s=60)
@@ -140,15 +145,26 @@ def wallet_env(
     }
 
 
-async def start_api(children: Children, env: dict[str, str]) -> str:
-    child = children.start("api", python_argv("-m", "api_service"), env=env)
+async def start_api(children: Children, env: dict[str, str], name: str = "api") -> str:
+    return (await start_api_child(children, env, name)).url
+
+
+@dataclass(frozen=True)
+class ApiChild:
+    url: str
+    child: Child
+
+
+async def start_api_child(children: Children, env: dict[str, str], name: str = "api") -> ApiChild:
+    """``python -m api_service`` on ``env['API_PORT']``, once /healthz answers."""
+    child = children.start(name, python_argv("-m", "api_service"), env=env)
     url = f"http://127.0.0.1:{env['API_PORT']}"
     await wait_http(f"{url}/healthz", child, timeout_s=60)
-    return url
+    return ApiChild(url, child)
 
 
-def start_worker(children: Children, env: dict[str, str]) -> Child:
-    return children.start("worker", python_argv("-m", "lightning_worker"), env=env)
+def start_worker(children: Children, env: dict[str, str], name: str = "worker") -> Child:
+    return children.start(name, python_argv("-m", "lightning_worker"), env=env)
 
 
 def new_admin_key() -> str:

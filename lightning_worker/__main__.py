@@ -17,14 +17,15 @@ def main() -> int:
         return 2
 
     import uvloop
-    from arq.worker import create_worker
+    from arq.worker import get_kwargs
 
+    from lightning_worker.arq_worker import ResilientWorker
     from lightning_worker.worker import FATAL_ERRORS, build_worker_settings
     from shared.logs import configure_logging
 
     configure_logging(settings.log_level)
     asyncio.set_event_loop(uvloop.new_event_loop())
-    worker = create_worker(build_worker_settings(settings))
+    worker = ResilientWorker(**get_kwargs(build_worker_settings(settings)))
     try:
         worker.run()
     except (asyncio.CancelledError, Exception):

@@ -4,10 +4,15 @@
 holder that lost the lease (expired while it was paused) can neither extend nor delete the new
 holder's lease. The lease only saves work: everything done under it is idempotent, so a brief
 overlap of two holders (a paused process waking up) cannot credit anything twice.
+
+The token is ``<pid>:<random>``: an operator (or the soak, which freezes the holder on purpose) can
+tell which process holds the lease, and a restarted worker, which may be given the same pid again,
+still gets a token of its own.
 """
 
 from __future__ import annotations
 
+import os
 import secrets
 
 from redis.asyncio import Redis
@@ -33,7 +38,7 @@ class RedisLease:
         self.redis = redis
         self.key = key
         self.ttl_ms = max(100, int(ttl_s * 1000))
-        self.token = secrets.token_hex(16)
+        self.token = f"{os.getpid()}:{secrets.token_hex(12)}"
 
     @property
     def renew_interval_s(self) -> float:
@@ -51,3 +56,9 @@ class RedisLease:
     async def holder(self) -> str | None:
         value = await self.redis.get(self.key)
         return value.decode() if isinstance(value, bytes) else value
+
+
+def holder_pid(token: str | None) -> int | None:
+    """The process id in a lease token (``<pid>:<random>``), or None for no or another kind of token."""
+    pid, sep, _ = (token or "").partition(":")
+    return int(pid) if sep and pid.isdigit() else None

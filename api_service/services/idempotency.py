@@ -26,6 +26,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from api_service.outages import is_dependency_outage
 from shared.db.models import IdempotencyKey
 from shared.db.queries import wallet as queries
 from shared.errors import IdempotencyConflict, ValidationError
@@ -117,5 +118,14 @@ async def remember(
             await queries.store_idempotent_response(
                 session, user_id=user_id, key=request.key, status=status, body=data
             )
-    except Exception:
-        log.exception("could not store the idempotent response", extra={"key_endpoint": request.endpoint})
+    except Exception as exc:
+        # Postgres dropped the connection (pg_terminate_backend, a restart): nothing is lost, the
+        # resource and its key row are committed, so this is worth a warning, not an error.
+        if not is_dependency_outage(exc):
+            log.exception("could not store the idempotent response", extra={"key_endpoint": request.endpoint})
+            return
+        log.warning(
+            "could not store the idempotent response (%s); a repeat reads the resource instead",
+            type(exc).__name__,
+            extra={"key_endpoint": request.endpoint},
+        )

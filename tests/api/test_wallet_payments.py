@@ -4,7 +4,7 @@ import asyncio
 import uuid
 from unittest import mock
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from api_service.keys import ARQ
 from api_service.services import idempotency
@@ -392,6 +392,29 @@ class PaymentIdempotencyTest(WalletCase):
         self.assertEqual((await first.json())["data"], (await second.json())["data"])
         other = await self.client.post(URL, json={"paymentRequest": pr, "feeLimitSat": 3}, headers=headers)
         await self.assert_error(other, 409, "IDEMPOTENCY_CONFLICT")
+        self.assertEqual(await count_rows(self, Payment), 1)
+
+    async def test_a_connection_terminated_while_storing_the_answer_is_a_warning_not_an_error(self):
+        # Seen under the soak: pg_terminate_backend hit the connection that stores the answer. The
+        # payment and its key row are committed, so nothing is lost: a warning, and a repeat replays.
+        _user_id, headers = await self.user(balance_sat=10_000)
+        headers = {**headers, "Idempotency-Key": "pay-terminated"}
+        pr, _ = make_payment_request(amount_msat=1_000_000)
+
+        async def terminated(session, **kwargs):
+            await session.execute(text("SELECT pg_terminate_backend(pg_backend_pid())"))
+
+        with (
+            mock.patch.object(idempotency.queries, "store_idempotent_response", terminated),
+            self.assertLogs("api.idempotency", "WARNING") as logs,
+        ):
+            first = await self.client.post(URL, json={"paymentRequest": pr}, headers=headers)
+        self.assertEqual(first.status, 202, await first.text())
+        self.assertEqual([record.levelname for record in logs.records], ["WARNING"])
+        self.assertIn("could not store the idempotent response", logs.output[0])
+        again = await self.client.post(URL, json={"paymentRequest": pr}, headers=headers)
+        self.assertEqual(again.status, 202, await again.text())
+        self.assertEqual((await again.json())["data"]["id"], (await first.json())["data"]["id"])
         self.assertEqual(await count_rows(self, Payment), 1)
 
     async def test_error_responses_are_not_stored(self):

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
-from lightning_worker.lease import RedisLease
+from lightning_worker.lease import RedisLease, holder_pid
 from lightning_worker.subscription import SettlementSubscription
 from tests.support.cases import wait_for
 from tests.worker.helpers import WorkerCase
@@ -41,6 +42,16 @@ class LeaseTests(WorkerCase):
         self.assertFalse(await second.renew())  # compare-and-set: not the holder
         self.assertFalse(await second.release())
         self.assertEqual(await second.holder(), first.token)
+
+    async def test_the_token_names_the_holding_process(self) -> None:
+        # The soak freezes the holder (SIGSTOP) by reading its pid from the lease; a restarted worker
+        # that gets the same pid again still has a token of its own.
+        first, second = RedisLease(self.redis, KEY, ttl_s=TTL_S), RedisLease(self.redis, KEY, ttl_s=TTL_S)
+        self.assertTrue(await first.acquire())
+        self.assertEqual(holder_pid(await second.holder()), os.getpid())
+        self.assertNotEqual(first.token, second.token)
+        self.assertIsNone(holder_pid(None))
+        self.assertIsNone(holder_pid("0123abcd"))  # a token of the old kind
 
     async def test_taken_over_after_the_holder_stops_renewing(self) -> None:
         dead, alive = RedisLease(self.redis, KEY, ttl_s=TTL_S), RedisLease(self.redis, KEY, ttl_s=TTL_S)
