@@ -51,6 +51,7 @@ class CellResult:
     max_ms: float | None
     error_kinds: dict[str, int] = field(default_factory=dict)
     note: str = ""
+    cpu_ms_per_op: dict[str, float] = field(default_factory=dict)  # process kind -> CPU ms per success
 
     @property
     def key(self) -> tuple[str, str, int]:
@@ -65,8 +66,11 @@ def summarize(
     error_kinds: Mapping[str, int],
     elapsed_s: float,
     note: str = "",
+    cpu_ms: Mapping[str, float] | None = None,
 ) -> CellResult:
-    """Reduce raw samples (seconds) to a CellResult; throughput counts successes only."""
+    """Reduce raw samples (seconds) to a CellResult; throughput counts successes only.
+
+    ``cpu_ms``: CPU ms per process kind during the cell, reported per success."""
     ms = [value * 1000 for value in latencies_s]
     return CellResult(
         workload=workload,
@@ -82,7 +86,25 @@ def summarize(
         max_ms=max(ms) if ms else None,
         error_kinds=dict(error_kinds),
         note=note,
+        cpu_ms_per_op=cpu_per_op(cpu_ms or {}, len(ms)),
     )
+
+
+CPU_KINDS = ("api", "worker", "postgres", "redis", "simnet", "loadgen")
+
+
+def cpu_per_op(cpu_ms: Mapping[str, float], ok: int) -> dict[str, float]:
+    """CPU ms per successful operation of each process kind; {} without successes or figures."""
+    if ok <= 0 or not cpu_ms:
+        return {}
+    return {kind: max(float(cpu_ms.get(kind, 0.0)), 0.0) / ok for kind in CPU_KINDS}
+
+
+def fmt_cpu(cpu: Mapping[str, float]) -> str:
+    """'api / worker / pg / redis / simnet / loadgen' CPU ms per op, '-' when not measured."""
+    if not cpu:
+        return "-"
+    return " / ".join(f"{cpu.get(kind, 0.0):.2f}" for kind in CPU_KINDS)
 
 
 def backlog_rate(batches: list[tuple[float, int]]) -> tuple[float | None, float]:
@@ -277,7 +299,7 @@ def fmt_measured(target: Target) -> str:
 
 RESULT_HEADER = (
     "| workload | system | c | ok | errors | ops/s | p50 ms | p90 ms | p99 ms | max ms "
-    "| ours/LNbits | ours/ceiling | note |"
+    "| ours/LNbits | ours/ceiling | CPU ms/op api / worker / pg / redis / simnet / loadgen | note |"
 )
 
 
@@ -291,7 +313,8 @@ def render_results_table(results: Sequence[CellResult]) -> str:
         lines.append(
             f"| {cell.workload} | {cell.system} | {cell.concurrency} | {cell.ok} | {errors} "
             f"| {fmt(cell.throughput_per_s)} | {fmt(cell.p50_ms)} | {fmt(cell.p90_ms)} | {fmt(cell.p99_ms)} "
-            f"| {fmt(cell.max_ms)} | {fmt_ratio(vs_lnbits)} | {fmt_ratio(vs_ceiling)} | {cell.note} |"
+            f"| {fmt(cell.max_ms)} | {fmt_ratio(vs_lnbits)} | {fmt_ratio(vs_ceiling)} "
+            f"| {fmt_cpu(cell.cpu_ms_per_op)} | {cell.note} |"
         )
     return "\n".join(lines)
 

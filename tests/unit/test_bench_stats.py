@@ -12,6 +12,7 @@ from bench.stats import (
     evaluate_targets,
     find,
     fmt,
+    fmt_cpu,
     percentile,
     pool_size,
     ratio,
@@ -89,6 +90,17 @@ class SummarizeTest(unittest.TestCase):
 
     def test_zero_elapsed_does_not_divide(self) -> None:
         self.assertEqual(summarize("w", "ours", 1, [], {}, 0.0).throughput_per_s, 0.0)
+
+    def test_cpu_ms_per_success_of_each_process_kind(self) -> None:
+        result = summarize(
+            "w", "ours", 1, [0.001] * 4, {"timeout": 6}, 1.0, cpu_ms={"api": 10.0, "postgres": 2.0}
+        )
+        self.assertEqual(result.cpu_ms_per_op["api"], 2.5)
+        self.assertEqual(result.cpu_ms_per_op["postgres"], 0.5)
+        self.assertEqual(result.cpu_ms_per_op["simnet"], 0.0)
+        self.assertEqual(fmt_cpu(result.cpu_ms_per_op), "2.50 / 0.00 / 0.50 / 0.00 / 0.00 / 0.00")
+        self.assertEqual(summarize("w", "ours", 1, [], {}, 1.0, cpu_ms={"api": 1.0}).cpu_ms_per_op, {})
+        self.assertEqual(fmt_cpu({}), "-")
 
 
 class RatioTest(unittest.TestCase):
