@@ -19,20 +19,21 @@ from typing import Any
 from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from api_service import wire
 from api_service.events_hub import EventsHub
 from api_service.schemas.wallet import (
-    ActivityItemOut,
     ActivityQuery,
     BalanceOut,
     CreateInvoiceBody,
-    InvoiceOut,
 )
 from api_service.security import CurrentUser
 from api_service.services import idempotency
 from api_service.validation import dump
+from api_service.wire import sat
 from shared import jobs, ledger
 from shared.config import Settings
-from shared.db.models import IdempotencyKey, Invoice, Payment
+from shared.db.engine import driver_connection
+from shared.db.models import IdempotencyKey, Payment
 from shared.db.queries import wallet as queries
 from shared.errors import Conflict, Forbidden, NotFound, ValidationError
 from shared.ledger import MSAT_PER_SAT
@@ -77,11 +78,6 @@ class KeyTaken(Exception):
     """Raised inside a transaction to roll it back when another request owns the Idempotency-Key."""
 
 
-def sat(msat: int | None) -> int | None:
-    """Display value in sat: floor(msat / 1000). The exact msat value is always shown next to it."""
-    return None if msat is None else msat // MSAT_PER_SAT
-
-
 def parse_uuid(text: str, what: str = "Invoice") -> uuid.UUID:
     """A row id path segment; a malformed one is 404 like an unknown one (as ``validation.path_uuid``)."""
     if not _UUID.match(text):
@@ -92,58 +88,16 @@ def parse_uuid(text: str, what: str = "Invoice") -> uuid.UUID:
 # ---- serialisation ----------------------------------------------------------------------------
 
 
-def invoice_out(invoice: Invoice) -> dict[str, Any]:
-    return dump(
-        InvoiceOut(
-            id=invoice.id,
-            kind="invoice",
-            direction="incoming",
-            user_id=invoice.user_id,
-            state=invoice.state,
-            amount_sat=sat(invoice.amount_msat),
-            amount_msat=invoice.amount_msat,
-            fee_sat=None,
-            fee_msat=None,
-            memo=invoice.memo,
-            payment_hash=invoice.payment_hash.hex() if invoice.payment_hash else None,
-            payment_request=invoice.payment_request,
-            created_at=invoice.created_at,
-            settled_at=invoice.settled_at,
-            completed_at=None,
-            expires_at=invoice.expires_at,
-            expiry_seconds=invoice.expiry_s,
-            amount_paid_sat=sat(invoice.amount_paid_msat),
-            amount_paid_msat=invoice.amount_paid_msat,
-            failure_reason=invoice.failure_reason,
-            webhook_url=invoice.webhook_url,
-            for_treasury=invoice.for_treasury,
-        )
-    )
+def invoice_out(invoice: Any) -> dict[str, Any]:
+    """An invoice (ORM object or row) as ``InvoiceOut``."""
+    return wire.invoice_full(wire.Attrs(invoice))
 
 
 def activity_out(row: Any) -> dict[str, Any]:
-    """A row of the activity union, or a Payment, as one list item."""
-    outgoing = isinstance(row, Payment) or row.direction == "outgoing"
-    return dump(
-        ActivityItemOut(
-            id=row.id,
-            kind="payment" if isinstance(row, Payment) else row.kind,
-            direction="outgoing" if outgoing else "incoming",
-            user_id=row.user_id,
-            state=row.state,
-            amount_sat=sat(row.amount_msat),
-            amount_msat=row.amount_msat,
-            fee_sat=sat(row.fee_msat),
-            fee_msat=row.fee_msat,
-            memo=row.memo,
-            payment_hash=row.payment_hash.hex() if row.payment_hash else None,
-            payment_request=row.payment_request,
-            created_at=row.created_at,
-            settled_at=None if outgoing else row.settled_at,
-            completed_at=row.completed_at if outgoing else None,
-            expires_at=None if outgoing else row.expires_at,
-        )
-    )
+    """A row of the activity union, or a Payment, as one list item (``ActivityItemOut``)."""
+    if isinstance(row, Payment):
+        return wire.payment_item(wire.Attrs(row))
+    return wire.activity_item(wire.Attrs(row))
 
 
 # ---- submit and wait --------------------------------------------------------------------------
@@ -331,6 +285,25 @@ async def list_activity(deps: WalletDeps, user: CurrentUser, query: ActivityQuer
             connection, filters, limit=query.page_size, offset=query.offset
         )
     return [activity_out(row) for row in rows], total
+
+
+async def list_own_activity(
+    deps: WalletDeps, user_id: uuid.UUID, query: ActivityQuery
+) -> tuple[Any, list[dict], int]:
+    """(the caller's users row, their own activity page, total), read in one statement. The caller
+    must be accepted from that row (``security.accept_user``): an inactive one gets no items."""
+    filters = queries.ActivityFilter(
+        user_id=user_id,
+        direction=query.direction,
+        state=query.state,
+        created_from=query.from_,
+        created_to=query.to,
+    )
+    async with driver_connection(deps.reads) as connection:
+        user_row, rows, total = await queries.list_own_activity(
+            connection, filters, limit=query.page_size, offset=query.offset
+        )
+    return user_row, [wire.activity_item(row) for row in rows], total
 
 
 async def get_invoice_or_payment(deps: WalletDeps, user: CurrentUser, ident: str) -> dict[str, Any]:

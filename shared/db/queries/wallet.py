@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import functools
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 from sqlalchemy import TextClause, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
@@ -225,6 +227,18 @@ def _activity_sql(
     )
 
 
+def _activity_params(f: ActivityFilter, *, limit: int, offset: int) -> dict[str, Any]:
+    return {
+        "user_id": f.user_id,
+        "state": f.state,
+        "created_from": f.created_from,
+        "created_to": f.created_to,
+        "window": offset + limit,
+        "limit": limit,
+        "offset": offset,
+    }
+
+
 async def list_activity(
     session: AsyncSession | AsyncConnection,
     f: ActivityFilter,
@@ -240,19 +254,55 @@ async def list_activity(
         f.created_from is not None,
         f.created_to is not None,
     )
-    params = {
-        "user_id": f.user_id,
-        "state": f.state,
-        "created_from": f.created_from,
-        "created_to": f.created_to,
-        "window": offset + limit,
-        "limit": limit,
-        "offset": offset,
-    }
+    params = _activity_params(f, limit=limit, offset=offset)
     used = {name: value for name, value in params.items() if f":{name}" in statement.text}
     result = (await session.execute(statement, used)).all()
     total = int(result[0].total) if result else 0
     return [row for row in result if row.id is not None], total
+
+
+_BIND = re.compile(r"(?<![:\w]):(\w+)")
+
+
+@functools.lru_cache(maxsize=32)
+def _own_activity_sql(
+    direction: str | None, by_state: bool, by_from: bool, by_to: bool
+) -> tuple[str, tuple[str, ...]]:
+    """The caller's users row and their activity page with its total, in ONE statement for asyncpg
+    (``$n`` placeholders) and the parameter names in their order. The users row is read on every
+    request (deactivation takes effect at once); an inactive user's page is not even read."""
+    page = _activity_sql(direction, True, by_state, by_from, by_to).text
+    statement = (
+        "SELECT u.username, u.role, u.is_active, a.* FROM users u"  # noqa: S608 - fixed fragments only
+        f" LEFT JOIN LATERAL ({page}) a ON u.is_active WHERE u.id = :user_id"
+    )
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        if match[1] not in names:
+            names.append(match[1])
+        return f"${names.index(match[1]) + 1}"
+
+    return _BIND.sub(number, statement), tuple(names)
+
+
+async def list_own_activity(
+    connection: asyncpg.Connection, f: ActivityFilter, *, limit: int, offset: int
+) -> tuple[asyncpg.Record | None, list[asyncpg.Record], int]:
+    """(the caller's users row or None, their rows newest first, total) for ``f.user_id``, one round trip.
+
+    The first element has ``username``, ``role`` and ``is_active``; an inactive user gets no rows."""
+    statement, names = _own_activity_sql(
+        f.direction, f.state is not None, f.created_from is not None, f.created_to is not None
+    )
+    params = _activity_params(f, limit=limit, offset=offset)
+    records = await connection.fetch(statement, *(params[name] for name in names))
+    if not records:
+        return None, [], 0
+    first = records[0]
+    if not first["is_active"]:
+        return first, [], 0
+    return first, [r for r in records if r["id"] is not None], int(first["total"])
 
 
 # ---- idempotency keys -------------------------------------------------------------------------
