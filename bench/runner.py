@@ -24,6 +24,7 @@ WORKLOADS = (
     "simnet",
     "create_invoice",
     "reads",
+    "scaling",
     "pay_external",
     "pay_internal",
     "settlement",

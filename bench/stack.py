@@ -140,15 +140,16 @@ def wallet_env(
     }
 
 
-async def start_api(children: Children, env: dict[str, str]) -> str:
+async def start_api(children: Children, env: dict[str, str]) -> tuple[str, Child]:
+    """Our API (``API_WORKERS`` of ``env`` processes) and its URL, once /healthz answers."""
     child = children.start("api", python_argv("-m", "api_service"), env=env)
     url = f"http://127.0.0.1:{env['API_PORT']}"
     await wait_http(f"{url}/healthz", child, timeout_s=60)
-    return url
+    return url, child
 
 
-def start_worker(children: Children, env: dict[str, str]) -> Child:
-    return children.start("worker", python_argv("-m", "lightning_worker"), env=env)
+def start_worker(children: Children, env: dict[str, str], name: str = "worker") -> Child:
+    return children.start(name, python_argv("-m", "lightning_worker"), env=env)
 
 
 def new_admin_key() -> str:
