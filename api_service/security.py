@@ -12,14 +12,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import select
 
 from api_service.keys import READS, SETTINGS
 from api_service.services.tokens import AccessClaims, decode_access_token
-from shared.db.models import User
+from shared.db.engine import driver_connection
 from shared.errors import Forbidden, Unauthorized
 
 CURRENT_USER_KEY: web.RequestKey[CurrentUser]
+_USER_SQL = "SELECT username, role, is_active FROM users WHERE id = $1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,13 +69,9 @@ async def require_user(request: web.Request) -> CurrentUser:
     if cached is not None:
         return cached
     claims = authenticate(request)
-    async with request.app[READS].connect() as connection:
-        row = (
-            await connection.execute(
-                select(User.username, User.role, User.is_active).where(User.id == claims.user_id)
-            )
-        ).one_or_none()
-    return accept_user(request, claims.user_id, row._mapping if row is not None else None)
+    async with driver_connection(request.app[READS]) as connection:
+        row = await connection.fetchrow(_USER_SQL, claims.user_id)
+    return accept_user(request, claims.user_id, row)
 
 
 async def require_admin(request: web.Request) -> CurrentUser:

@@ -41,6 +41,21 @@ class Attrs(Mapping[str, Any]):
         raise TypeError("Attrs is indexed by name only")
 
 
+class Fields:
+    """A record's columns as attributes (the other way round: what readers of ``Outcome.row`` use)."""
+
+    __slots__ = ("_record",)
+
+    def __init__(self, record: Row) -> None:
+        self._record = record
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._record[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
 def sat(msat: int | None) -> int | None:
     """Display value in sat: floor(msat / 1000). The exact msat value is always shown next to it."""
     return None if msat is None else msat // MSAT_PER_SAT

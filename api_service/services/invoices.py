@@ -191,23 +191,27 @@ async def issue_invoice(
     if idem is not None and (previous := await idempotency.find(deps.sessions, user_id, idem)) is not None:
         return await _replay_invoice(deps, previous)
     invoice_id = uuid.uuid4()
-    try:
-        async with deps.sessions() as session, session.begin():
-            if idem is not None and not await idempotency.claim(session, user_id, idem, invoice_id):
-                raise KeyTaken()
-            await queries.insert_invoice(
-                session,
-                invoice_id=invoice_id,
-                user_id=user_id,
-                amount_msat=request.amount_msat,
-                memo=request.memo,
-                expiry_s=request.expiry_s,
-                webhook_url=request.webhook_url,
-                description_hash=request.description_hash,
-                for_treasury=request.for_treasury,
-            )
-    except KeyTaken:
-        return await _replay_invoice(deps, await existing_key(deps, user_id, idem))
+    row = {
+        "invoice_id": invoice_id,
+        "user_id": user_id,
+        "amount_msat": request.amount_msat,
+        "memo": request.memo,
+        "expiry_s": request.expiry_s,
+        "webhook_url": request.webhook_url,
+        "description_hash": request.description_hash,
+        "for_treasury": request.for_treasury,
+    }
+    if idem is None:  # the row alone: one statement, its own transaction
+        async with driver_connection(deps.reads) as connection:
+            await queries.insert_pending_invoice(connection, **row)
+    else:
+        try:
+            async with deps.sessions() as session, session.begin():
+                if not await idempotency.claim(session, user_id, idem, invoice_id):
+                    raise KeyTaken()
+                await queries.insert_invoice(session, **row)
+        except KeyTaken:
+            return await _replay_invoice(deps, await existing_key(deps, user_id, idem))
     await submit_and_wait(
         deps,
         function=jobs.CREATE_INVOICE,
@@ -235,13 +239,14 @@ async def existing_key(
 
 
 async def _invoice_outcome(deps: WalletDeps, invoice_id: uuid.UUID) -> Outcome:
-    async with deps.reads.connect() as connection:
-        invoice = await queries.read_invoice(connection, invoice_id)
-    if invoice is None:
+    async with driver_connection(deps.reads) as connection:
+        record = await queries.fetch_invoice(connection, invoice_id)
+    if record is None:
         raise NotFound("Invoice not found")
+    invoice = wire.Fields(record)
     if invoice.state == "pending":
-        return Outcome(202, invoice_out(invoice), f"/api/v1/invoices/{invoice.id}", row=invoice)
-    return Outcome(201, invoice_out(invoice), row=invoice)
+        return Outcome(202, wire.invoice_full(record), f"/api/v1/invoices/{invoice.id}", row=invoice)
+    return Outcome(201, wire.invoice_full(record), row=invoice)
 
 
 async def _replay_invoice(deps: WalletDeps, previous: IdempotencyKey) -> Outcome:

@@ -62,6 +62,49 @@ async def insert_invoice(
     return (await session.scalars(statement)).one()
 
 
+_INSERT_PENDING_SQL = (
+    "INSERT INTO invoices (id, user_id, account_id, for_treasury, amount_msat, memo, expiry_s, webhook_url,"
+    " description_hash, state) VALUES ($1, $2, (SELECT id FROM accounts WHERE {owner}), $3, $4, $5, $6, $7,"
+    " $8, 'pending')"
+)
+_INSERT_PENDING = {
+    False: _INSERT_PENDING_SQL.format(owner="user_id = $2"),
+    True: _INSERT_PENDING_SQL.format(owner="kind = 'treasury'"),
+}
+
+
+async def insert_pending_invoice(
+    connection: asyncpg.Connection,
+    *,
+    invoice_id: uuid.UUID,
+    user_id: uuid.UUID,
+    amount_msat: int,
+    memo: str,
+    expiry_s: int,
+    webhook_url: str | None,
+    for_treasury: bool = False,
+    description_hash: bytes | None = None,
+) -> None:
+    """:func:`insert_invoice` as ONE autocommit statement on an asyncpg connection, for a create that
+    has nothing else to write (no Idempotency-Key): no BEGIN/COMMIT round trips, no ORM object."""
+    await connection.execute(
+        _INSERT_PENDING[for_treasury],
+        invoice_id,
+        user_id,
+        for_treasury,
+        amount_msat,
+        memo,
+        expiry_s,
+        webhook_url,
+        description_hash,
+    )
+
+
+async def fetch_invoice(connection: asyncpg.Connection, invoice_id: uuid.UUID) -> asyncpg.Record | None:
+    """The invoices row by id (every column), on an asyncpg connection."""
+    return await connection.fetchrow("SELECT * FROM invoices WHERE id = $1", invoice_id)
+
+
 async def get_invoice(session: AsyncSession, invoice_id: uuid.UUID) -> Invoice | None:
     return await session.scalar(select(Invoice).where(Invoice.id == invoice_id))
 
@@ -272,10 +315,19 @@ def _own_activity_sql(
     (``$n`` placeholders) and the parameter names in their order. The users row is read on every
     request (deactivation takes effect at once); an inactive user's page is not even read."""
     page = _activity_sql(direction, True, by_state, by_from, by_to).text
-    statement = (
+    return positional(
         "SELECT u.username, u.role, u.is_active, a.* FROM users u"  # noqa: S608 - fixed fragments only
         f" LEFT JOIN LATERAL ({page}) a ON u.is_active WHERE u.id = :user_id"
     )
+
+
+def activity_statement(direction: str | None, *, by_user: bool = True) -> tuple[str, tuple[str, ...]]:
+    """The activity statement (page and total) alone, for asyncpg: ``$n`` text and parameter names."""
+    return positional(_activity_sql(direction, by_user, False, False, False).text)
+
+
+def positional(statement: str) -> tuple[str, tuple[str, ...]]:
+    """``:name`` placeholders as asyncpg's ``$n`` (each name one number) and the names in order."""
     names: list[str] = []
 
     def number(match: re.Match[str]) -> str:
