@@ -203,7 +203,7 @@ async def issue_invoice(
     }
     if idem is None:  # the row alone: one statement, its own transaction
         async with driver_connection(deps.reads) as connection:
-            await queries.insert_pending_invoice(connection, **row)
+            await queries.insert_invoice(connection, **row)
     else:
         try:
             async with deps.sessions() as session, session.begin():

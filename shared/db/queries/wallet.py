@@ -28,40 +28,6 @@ def is_active_payment_conflict(exc: IntegrityError) -> bool:
 # ---- invoices ---------------------------------------------------------------------------------
 
 
-async def insert_invoice(
-    session: AsyncSession,
-    *,
-    invoice_id: uuid.UUID,
-    user_id: uuid.UUID,
-    amount_msat: int,
-    memo: str,
-    expiry_s: int,
-    webhook_url: str | None,
-    for_treasury: bool = False,
-    description_hash: bytes | None = None,
-) -> Invoice:
-    """The account its settlement credits comes from a subquery (no extra round trip): the user's
-    own, or the treasury's for an admin's treasury invoice."""
-    owner = Account.kind == "treasury" if for_treasury else Account.user_id == user_id
-    statement = (
-        insert(Invoice)
-        .values(
-            id=invoice_id,
-            user_id=user_id,
-            account_id=select(Account.id).where(owner).scalar_subquery(),
-            for_treasury=for_treasury,
-            amount_msat=amount_msat,
-            memo=memo,
-            expiry_s=expiry_s,
-            webhook_url=webhook_url,
-            description_hash=description_hash,
-            state="pending",
-        )
-        .returning(Invoice)
-    )
-    return (await session.scalars(statement)).one()
-
-
 _INSERT_PENDING_SQL = (
     "INSERT INTO invoices (id, user_id, account_id, for_treasury, amount_msat, memo, expiry_s, webhook_url,"
     " description_hash, state) VALUES ($1, $2, (SELECT id FROM accounts WHERE {owner}), $3, $4, $5, $6, $7,"
@@ -73,8 +39,8 @@ _INSERT_PENDING = {
 }
 
 
-async def insert_pending_invoice(
-    connection: asyncpg.Connection,
+async def insert_invoice(
+    target: AsyncSession | asyncpg.Connection,
     *,
     invoice_id: uuid.UUID,
     user_id: uuid.UUID,
@@ -85,18 +51,38 @@ async def insert_pending_invoice(
     for_treasury: bool = False,
     description_hash: bytes | None = None,
 ) -> None:
-    """:func:`insert_invoice` as ONE autocommit statement on an asyncpg connection, for a create that
-    has nothing else to write (no Idempotency-Key): no BEGIN/COMMIT round trips, no ORM object."""
-    await connection.execute(
-        _INSERT_PENDING[for_treasury],
-        invoice_id,
-        user_id,
-        for_treasury,
-        amount_msat,
-        memo,
-        expiry_s,
-        webhook_url,
-        description_hash,
+    """Insert the ``pending`` row. The account its settlement credits comes from a subquery (no extra
+    round trip): the user's own, or the treasury's for an admin's treasury invoice.
+
+    In a session's transaction (with other writes), or as ONE autocommit statement on an asyncpg
+    connection when the row is all there is to write (no BEGIN/COMMIT round trips, no ORM object)."""
+    if isinstance(target, asyncpg.Connection):
+        await target.execute(
+            _INSERT_PENDING[for_treasury],
+            invoice_id,
+            user_id,
+            for_treasury,
+            amount_msat,
+            memo,
+            expiry_s,
+            webhook_url,
+            description_hash,
+        )
+        return
+    owner = Account.kind == "treasury" if for_treasury else Account.user_id == user_id
+    await target.execute(
+        insert(Invoice).values(
+            id=invoice_id,
+            user_id=user_id,
+            account_id=select(Account.id).where(owner).scalar_subquery(),
+            for_treasury=for_treasury,
+            amount_msat=amount_msat,
+            memo=memo,
+            expiry_s=expiry_s,
+            webhook_url=webhook_url,
+            description_hash=description_hash,
+            state="pending",
+        )
     )
 
 
