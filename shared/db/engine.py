@@ -42,7 +42,7 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
 
 
 # What says the connection under a statement is gone (its server restarted, the socket closed).
-_LOST_CONNECTION = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError)
+_LOST_CONNECTION = (asyncpg.PostgresConnectionError, asyncpg.ConnectionDoesNotExistError, OSError)
 
 
 @asynccontextmanager
@@ -52,11 +52,17 @@ async def driver_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connec
     asyncpg prepares each statement once per connection and hands back its records as they come,
     without SQLAlchemy's statement and result machinery (about a third of a poll's CPU). Same pool,
     same limits; with ``read_engine`` no transaction is opened. A connection that turns out dead is
-    invalidated, so the pool does not hand it out again."""
+    invalidated, so the pool does not hand it out again, and the failure leaves as asyncpg's
+    ConnectionDoesNotExistError (the API answers 503 for it, as for SQLAlchemy's own)."""
     async with engine.connect() as connection:
         raw = await connection.get_raw_connection()
+        driver = raw.driver_connection
         try:
-            yield raw.driver_connection
-        except _LOST_CONNECTION:
+            yield driver
+        except Exception as exc:
+            if not (isinstance(exc, _LOST_CONNECTION) or driver.is_closed()):
+                raise
             await connection.invalidate()
-            raise
+            if isinstance(exc, _LOST_CONNECTION):
+                raise
+            raise asyncpg.ConnectionDoesNotExistError(str(exc)) from exc
