@@ -11,7 +11,7 @@ from api_service.responses import ok, ok_list
 from api_service.schemas.wallet import ActivityItemOut, ActivityQuery, CreateInvoiceBody, InvoiceOut
 from api_service.security import accept_user, authenticate, require_user
 from api_service.services import idempotency, invoices, webhooks
-from api_service.services.invoices import Outcome, WalletDeps
+from api_service.services.submission import Outcome, WalletDeps
 from api_service.validation import parse_body, parse_query
 from shared.errors import ValidationError
 

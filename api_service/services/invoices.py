@@ -1,26 +1,18 @@
-"""Incoming invoices, the activity list, and the submit-and-wait flow shared with payments.
+"""Incoming invoices and the activity list.
 
-The flow of a create (wallet contract): insert the row as ``pending`` and commit; register a waiter on
-the events hub; enqueue the job with its deterministic id; re-read the row; wait for its events up to
-the configured time; re-read the row and answer with what Postgres says. If Redis refuses the enqueue,
-the row is already committed and the worker's stale-row cron will pick it up: we answer 202, never 500.
+A create inserts the row as ``pending`` and commits, then goes through the worker with the shared
+submit-and-wait flow (``services/submission.py``) and answers with the row as Postgres has it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from arq.connections import ArqRedis
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-
 from api_service import wire
-from api_service.events_hub import EventsHub
 from api_service.schemas.wallet import (
     ActivityQuery,
     BalanceOut,
@@ -28,14 +20,14 @@ from api_service.schemas.wallet import (
 )
 from api_service.security import CurrentUser
 from api_service.services import idempotency
+from api_service.services.submission import KeyTaken, Outcome, WalletDeps, existing_key, submit_and_wait
 from api_service.validation import dump
 from api_service.wire import sat
 from shared import jobs, ledger
-from shared.config import Settings
 from shared.db.engine import driver_connection
 from shared.db.models import IdempotencyKey, Payment
 from shared.db.queries import wallet as queries
-from shared.errors import Conflict, Forbidden, NotFound, ValidationError
+from shared.errors import Forbidden, NotFound, ValidationError
 from shared.ledger import MSAT_PER_SAT
 
 log = logging.getLogger("api.wallet")
@@ -43,23 +35,6 @@ log = logging.getLogger("api.wallet")
 INVOICE_FINAL_STATES = frozenset({"open", "settled", "expired", "canceled", "failed"})
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _HASH = re.compile(r"^[0-9a-fA-F]{64}$")
-
-
-@dataclass(frozen=True, slots=True)
-class WalletDeps:
-    settings: Settings
-    sessions: async_sessionmaker[AsyncSession]
-    reads: AsyncEngine  # autocommit, single-statement reads
-    arq: ArqRedis
-    hub: EventsHub
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    status: int
-    data: dict[str, Any]
-    location: str | None = None
-    row: Any = None  # the row ``data`` was read from, when it was (protocol adapters render it their way)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,10 +47,6 @@ class InvoiceRequest:
     webhook_url: str | None = None
     description_hash: bytes | None = None  # LNURL-pay: sha256 of the metadata, sent to LND instead of memo
     for_treasury: bool = False  # an admin's invoice whose settlement credits the treasury
-
-
-class KeyTaken(Exception):
-    """Raised inside a transaction to roll it back when another request owns the Idempotency-Key."""
 
 
 def parse_uuid(text: str, what: str = "Invoice") -> uuid.UUID:
@@ -98,60 +69,6 @@ def activity_out(row: Any) -> dict[str, Any]:
     if isinstance(row, Payment):
         return wire.payment_item(wire.Attrs(row))
     return wire.activity_item(wire.Attrs(row))
-
-
-# ---- submit and wait --------------------------------------------------------------------------
-
-
-async def enqueue(arq: ArqRedis, function: str, row_id: uuid.UUID, job_id: str) -> bool:
-    """Enqueue a row's job; False (logged) if Redis is unavailable: the stale-row cron will retry it."""
-    try:
-        await arq.enqueue_job(function, str(row_id), _job_id=job_id)
-        return True
-    except Exception as exc:  # Redis down/timeouts: the row is committed, so this must not become a 500
-        log.warning(
-            "enqueue failed, the worker's stale-row cron will pick the row up",
-            extra={"job_id": job_id, "error": type(exc).__name__},
-        )
-        return False
-
-
-async def submit_and_wait(
-    deps: WalletDeps,
-    *,
-    function: str,
-    job_id: str,
-    row_id: uuid.UUID,
-    wait_s: float,
-    read_state: Callable[[AsyncSession, uuid.UUID], Awaitable[str | None]],
-    final_states: frozenset[str],
-) -> None:
-    """Enqueue the row's job and wait until the row reaches a final state or ``wait_s`` passes."""
-
-    async def current_state() -> str | None:
-        async with deps.sessions() as session:
-            return await read_state(session, row_id)
-
-    loop = asyncio.get_running_loop()
-    with deps.hub.watch_row(row_id) as events:  # registered BEFORE the enqueue: no event can slip by
-        if not await enqueue(deps.arq, function, row_id, job_id):
-            return
-        deadline = loop.time() + wait_s
-        state = await current_state() if not deps.hub.connected else "pending"
-        while True:
-            remaining = deadline - loop.time()
-            if state is None or state in final_states or remaining <= 0:
-                return
-            try:
-                event = await asyncio.wait_for(events.get(), min(remaining, deps.settings.wait_recheck_s))
-            except TimeoutError:
-                # No event within the interval: maybe lost (the hub reconnecting). Ask the row.
-                state = await current_state()
-                continue
-            # The worker publishes after its commit, so a final state in the event is already in
-            # Postgres; the caller reads the row itself for the answer.
-            announced = getattr(event, "state", None)
-            state = announced if announced in final_states else await current_state()
 
 
 # ---- invoices ---------------------------------------------------------------------------------
@@ -224,18 +141,6 @@ async def issue_invoice(
     outcome = await _invoice_outcome(deps, invoice_id)
     await idempotency.remember(deps.sessions, user_id, idem, outcome.status, outcome.data)
     return outcome
-
-
-async def existing_key(
-    deps: WalletDeps,
-    user: CurrentUser | uuid.UUID,
-    idem: idempotency.IdempotencyRequest,
-) -> IdempotencyKey:
-    user_id = user if isinstance(user, uuid.UUID) else user.id
-    row = await idempotency.find(deps.sessions, user_id, idem)
-    if row is None:  # the other request rolled back between our insert attempt and this read
-        raise Conflict("A request with this Idempotency-Key was being processed and failed; retry")
-    return row
 
 
 async def _invoice_outcome(deps: WalletDeps, invoice_id: uuid.UUID) -> Outcome:
