@@ -86,7 +86,7 @@ async def reconcile_open_invoices(context: WorkerContext) -> int:
 
 
 # While the cursor is 0: look again this long after the previous pass, then leave it to the sweep.
-RECHECK_DELAYS_S = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
+RECHECK_DELAYS_S = (1.0, 2.0, 4.0)
 
 
 class SettlementSubscription:
@@ -235,10 +235,11 @@ class SettlementSubscription:
         With the cursor at 0, LND replays no settlements, and add_index replay cannot reach the
         invoice with add_index 1 (0 means "no replay"). A settlement landing between the lookups
         of reconcile_open_invoices and the stream's registration on the server would otherwise wait
-        for the sweep. Look again 1, 3, 7, ... 63 s after the stream was opened, until the stream has
-        recorded one: the registration is long done by then, and the sweep covers the rest. (Every
-        second forever was a LookupInvoice per open invoice per second on a node that has not been
-        paid yet: with 1,000 open invoices, a third of a core in the worker and as much in LND.)
+        for the sweep. Look again 1, 3 and 7 s after the stream was opened, until the stream has
+        recorded one: the registration is long done by then, and the sweep (every
+        SETTLEMENT_SWEEP_S) covers the rest, so a later miss waits a minute, it is never lost.
+        (Every second forever was a LookupInvoice per open invoice per second on a node that has not
+        been paid yet: with 1,000 open invoices, a third of a core in the worker and as much in LND.)
         Both paths are idempotent, so overlaps credit nothing twice."""
         for delay_s in RECHECK_DELAYS_S:
             await asyncio.sleep(delay_s)
