@@ -106,7 +106,7 @@ class EventsHub:
                 raise
             except Exception as exc:  # Redis down or the connection dropped: reconnect with backoff
                 log.warning("events subscriber disconnected, retrying in %.1fs: %s", backoff_s, exc)
-            # A waiter that misses events meanwhile re-reads its row (see services.invoices.submit_and_wait).
+            # A waiter that misses events meanwhile re-reads its row (submission.submit_and_wait).
             await asyncio.sleep(backoff_s)
             backoff_s = _BACKOFF_MIN_S if self._had_messages else min(backoff_s * 2, _BACKOFF_MAX_S)
 

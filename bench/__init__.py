@@ -1,6 +1,6 @@
 """Benchmarks of lightning-wallet (DESIGN §9), run end to end by ``make bench`` / ``python -m bench``.
 
-    python -m bench                      # full run, about 5-7 minutes on 2 cores, bounded at 9.5
+    python -m bench                      # full run, about 8-10 minutes on 2 cores, bounded at 11.5
     python -m bench --quick              # about 1.5 s per cell: a smoke test (about 2-3 minutes)
     python -m bench --only create_invoice,lnbits --concurrency 1,16 --duration 3
 
@@ -27,12 +27,24 @@ Workloads (``--only`` names), each at concurrency 1, 16 and 64 unless said other
 - ``settlement``: Bob pays N of our invoices (64 at a time) and we time until Postgres shows all N
   settled (live), then again with the worker stopped while Bob pays and started afterwards
   (backlog replay: our ingestion alone, not bounded by the simnet's payment rate).
+- ``scaling``: creates and reads at c=16 again with 2 API processes (``API_WORKERS=2``, gunicorn),
+  then 1 API + 2 workers, then 2 + 2 (the main worker is stopped meanwhile: one queue).
 - ``login_storm``: 50 logins at once (bcrypt cost 12) while GET /healthz is probed sequentially;
   also /healthz alone for comparison.
 - references: ``lnbits`` (create invoice and pay Bob, same concurrencies), ``bare_json`` (the HTTP
   ceiling: bare aiohttp+uvloop handler serving a 20-item JSON page), ``arq_roundtrip`` (the queue
   ceiling: enqueue -> trivial job -> result, worker poll_delay as ours), ``simnet`` (AddInvoice over
-  gRPC on our alice, and ``bench/simnet_bench.py``'s own figures).
+  gRPC on our alice, and ``bench/simnet_bench.py``'s own figures). Two lean references run in the same
+  phase as ours, on the same database, users and tokens, and are the "ours/ceiling" of the table:
+  ``lean_reads`` (bench/lean_reads.py: aiohttp + asyncpg, HS256 JWT, the active-user read, our
+  activity statement with its total, the same JSON) and ``lean_pipeline`` (bench/lean_pipeline.py:
+  aiohttp -> insert -> arq enqueue -> a bare worker doing AddInvoice + update -> publish -> 201).
+
+CPU per operation (bench/cpu.py): around every timed cell, utime + stime from /proc of the API
+processes, the workers, the Postgres backends of the bench database, Redis, the simnet and the
+bench process (the load generator), divided by the cell's successes. Redis is shared with other
+users of the machine (an upper bound); a background cost (a poll loop) shows more per operation
+when operations are slow. On a shared machine it is steadier than ops/s.
 
 Method: one closed-loop load generator (``loadgen``): N asyncio tasks in the bench process, each
 awaiting one request at a time, aiohttp client on uvloop, for a fixed duration after a warm-up (or

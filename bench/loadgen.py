@@ -19,6 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 Op = Callable[[int], Awaitable[None]]
 
@@ -35,11 +36,16 @@ class Exhausted(Exception):
     """The operation has no more input (a pre-made pool ran dry): the worker stops, no error counted."""
 
 
+class Meter(Protocol):
+    def snapshot(self) -> Counter[str]: ...
+
+
 @dataclass
 class Samples:
     latencies_s: list[float] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)
     elapsed_s: float = 0.0
+    cpu_ms: Counter[str] = field(default_factory=Counter)  # CPU ms per process kind during the cell
 
 
 def error_kind(exc: BaseException) -> str:
@@ -87,9 +93,10 @@ async def run_cell(
     op_timeout_s: float = 30.0,
     warmup_op: Op | None = None,
     stop: asyncio.Event | None = None,
+    meter: Meter | None = None,
 ) -> Samples:
     """Warm up for ``warmup_s`` (results discarded), then measure for ``duration_s`` / ``max_ops``
-    (or until ``stop`` is set)."""
+    (or until ``stop`` is set); ``meter`` snapshots CPU time around the measured part."""
     if warmup_s > 0:
         deadline = time.perf_counter() + warmup_s
         warm_seq = itertools.count(10_000_000)
@@ -101,10 +108,14 @@ async def run_cell(
         )
     samples = Samples()
     seq = itertools.count()
+    before = meter.snapshot() if meter is not None else None
     started = time.perf_counter()
     deadline = started + duration_s
     await asyncio.gather(
         *(_loop(op, seq, deadline, max_ops, op_timeout_s, samples, stop) for _ in range(concurrency))
     )
     samples.elapsed_s = time.perf_counter() - started
+    if meter is not None and before is not None:
+        samples.cpu_ms = meter.snapshot()
+        samples.cpu_ms.subtract(before)
     return samples

@@ -13,10 +13,10 @@ import asyncpg
 from bench import bob as bobm
 from bench import settlement, stack, stats, wallet
 from bench.loadgen import run_cell
-from bench.procs import Child, free_port
+from bench.procs import Child, free_port, python_argv, wait_http
 from bench.runner import FUNDING_SAT, INVOICE_SAT, Run, bob_fill, session
 
-OURS = ("create_invoice", "reads", "pay_external", "pay_internal", "settlement", "login_storm")
+OURS = ("create_invoice", "reads", "scaling", "pay_external", "pay_internal", "settlement", "login_storm")
 USERS = 16
 
 
@@ -34,22 +34,15 @@ async def start_ours(
 ) -> Ours:
     admin_key = stack.new_admin_key()
     env = stack.wallet_env(database_url, redis_url, simnet, free_port(), run.work / "run", admin_key)
-    url = await stack.start_api(run.children, env)
+    url = (await stack.start_api(run.children, env)).url
     worker = stack.start_worker(run.children, env)
     api = wallet.Api(http, url)
     stamp = str(int(time.time()))
     users = list(await asyncio.gather(*(api.register(f"bench-{stamp}-{i}") for i in range(USERS))))
-    ours = Ours(api, users, env, worker)
     # The pipeline is up once one invoice comes back open (the worker may still be starting).
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            await api.create_invoice(users[0], INVOICE_SAT, memo="bench warm-up")
-            return ours
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.2)
+    await _first_create(api, users[0])
+    await wait_quiet(run)
+    return Ours(api, users, env, worker)
 
 
 async def measure_create_timeline(run: Run, ours: Ours, database_url: str) -> None:
@@ -107,6 +100,128 @@ async def fund_users(ours: Ours, bob: Any) -> None:
     short = [b for b in balances if b < FUNDING_SAT]
     if short:
         raise RuntimeError(f"{len(short)} users not credited after Bob paid them (balances {short[:4]})")
+
+
+async def bench_lean_reads(run: Run, ours: Ours, http: aiohttp.ClientSession) -> None:
+    """The read ceiling (bench/lean_reads.py) on the same database, users and tokens, right after ours."""
+    port = free_port()
+    env = {"DATABASE_URL": ours.env["DATABASE_URL"], "JWT_SECRET": ours.env["JWT_SECRET"]}
+    child = run.children.start(
+        "lean_reads", python_argv("-m", "bench.lean_reads", "--port", str(port)), env=env
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        await wait_http(f"{url}/healthz", child)
+        await run.cells(
+            "reads",
+            "lean_reads",
+            wallet.reads_op(wallet.Api(http, url), ours.users),
+            "ceiling: aiohttp+asyncpg, JWT, active-user read, our activity statement, same JSON",
+        )
+    finally:
+        run.children.stop(child)
+
+
+async def bench_lean_pipeline(run: Run, ours: Ours, http: aiohttp.ClientSession) -> None:
+    """The create ceiling (bench/lean_pipeline.py: its HTTP side and its bare worker) on the same stack."""
+    port = free_port()
+    module = ("-m", "bench.lean_pipeline")
+    api = run.children.start("lean_api", python_argv(*module, "serve", "--port", str(port)), env=ours.env)
+    worker = run.children.start("lean_worker", python_argv(*module, "worker"), env=ours.env)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        await wait_http(f"{url}/healthz", api)
+        lean = wallet.Api(http, url)
+        await _first_create(lean, ours.users[0])
+        await wait_quiet(run)
+        await run.cells(
+            "create_invoice",
+            "lean_pipeline",
+            wallet.create_invoice_op(lean, ours.users, INVOICE_SAT, []),
+            "ceiling: aiohttp -> insert -> arq -> bare worker AddInvoice + update -> publish -> 201",
+        )
+    finally:
+        run.children.stop(worker)
+        run.children.stop(api)
+
+
+async def wait_quiet(run: Run, timeout_s: float = 45.0, window_s: float = 1.0, cores: float = 0.3) -> None:
+    """Until the workers and the simnet use less than ``cores`` of CPU over ``window_s``: a worker's
+    start-up (crons run at start-up, the settlement stream's first look-ups of every open invoice)
+    is not measured as if it were the cell's work. Bounded; a run that never quiets says so."""
+    meter = run.meter
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        before = meter.snapshot()
+        await asyncio.sleep(window_s)
+        after = meter.snapshot()
+        busy_ms = sum(after[k] - before[k] for k in ("worker", "simnet"))
+        if busy_ms < cores * window_s * 1000:
+            return
+    run.notes.append(f"workers not quiet within {timeout_s:.0f}s of start; measured anyway")
+
+
+async def _first_create(api: wallet.Api, user: wallet.User, timeout_s: float = 30.0) -> None:
+    """Return once one invoice comes back open: the worker behind ``api`` has started."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            await api.create_invoice(user, INVOICE_SAT, memo="bench warm-up")
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
+SCALING = ((2, 1), (1, 2), (2, 2))  # (API processes, workers) besides the (1, 1) of the main rows
+
+
+async def bench_scaling(run: Run, ours: Ours, http: aiohttp.ClientSession) -> None:
+    """Creates and reads at c=16 with 2 API processes (gunicorn) and/or 2 workers, on the same data.
+
+    Each shape is a second stack beside the main API (idle, kept for the later phases); the main worker
+    is stopped meanwhile, or it would take jobs from the same queue."""
+    run.children.stop(ours.worker)
+    try:
+        for api_workers, workers in SCALING:
+            await _scaling_shape(run, ours, http, api_workers, workers)
+    finally:
+        ours.worker = stack.start_worker(run.children, ours.env)
+        await _first_create(ours.api, ours.users[0])
+        await wait_quiet(run)
+
+
+async def _scaling_shape(
+    run: Run, ours: Ours, http: aiohttp.ClientSession, api_workers: int, workers: int
+) -> None:
+    env = {**ours.env, "API_PORT": str(free_port()), "API_WORKERS": str(api_workers)}
+    api = await stack.start_api(run.children, env)
+    url, api_child = api.url, api.child
+    worker_children = [stack.start_worker(run.children, env, f"worker_s{i}") for i in range(workers)]
+    system = f"ours {api_workers}api+{workers}w"
+    try:
+        api = wallet.Api(http, url)
+        await _first_create(api, ours.users[0])
+        await wait_quiet(run)
+        await run.cells(
+            "create_invoice",
+            system,
+            wallet.create_invoice_op(api, ours.users, INVOICE_SAT, ours.made),
+            f"{api_workers} API process(es), {workers} worker(s)",
+            concurrencies=(16,),
+        )
+        if workers == 1:
+            await run.cells(
+                "reads",
+                system,
+                wallet.reads_op(api, ours.users),
+                f"{api_workers} API process(es)",
+                concurrencies=(16,),
+            )
+    finally:
+        for child in (*worker_children, api_child):
+            run.children.stop(child)
 
 
 async def bench_pay(run: Run, ours: Ours, simnet: stack.Simnet) -> None:
@@ -226,6 +341,7 @@ async def bench_ours(run: Run, simnet: stack.Simnet, database_url: str, redis_ur
                 ),
             )
             await run.phase("create_timeline", measure_create_timeline(run, ours, database_url))
+            await run.phase("lean_pipeline", bench_lean_pipeline(run, ours, http))
         if run.plan.wants("reads"):
             await top_up_made(ours, USERS * 20)
             await run.phase(
@@ -237,6 +353,9 @@ async def bench_ours(run: Run, simnet: stack.Simnet, database_url: str, redis_ur
                     "GET /api/v1/invoices page of 20, JWT auth",
                 ),
             )
+            await run.phase("lean_reads", bench_lean_reads(run, ours, http))
+        if run.plan.wants("scaling"):
+            await run.phase("scaling", bench_scaling(run, ours, http))
         if run.plan.wants("pay_external") or run.plan.wants("pay_internal"):
             await run.phase("pay", bench_pay(run, ours, simnet))
         if run.plan.wants("settlement"):

@@ -12,6 +12,7 @@ import aiohttp
 
 from bench import bob as bobm
 from bench import stats
+from bench.cpu import CpuMeter, child_kind
 from bench.loadgen import Op, run_cell
 from bench.procs import Children
 from bench.stats import CellResult
@@ -23,6 +24,7 @@ WORKLOADS = (
     "simnet",
     "create_invoice",
     "reads",
+    "scaling",
     "pay_external",
     "pay_internal",
     "settlement",
@@ -67,6 +69,14 @@ class Run:
     results: list[CellResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)  # more report sections (meta keys)
+    database: str = "lightning_wallet_bench"  # whose Postgres backends count in the CPU figures
+
+    @property
+    def meter(self) -> CpuMeter:
+        return CpuMeter(
+            self.database,
+            lambda: [(child.popen.pid, child_kind(child.name)) for child in self.children.children],
+        )
 
     def add(self, cell: CellResult) -> None:
         self.results.append(cell)
@@ -78,10 +88,14 @@ class Run:
             flush=True,
         )
 
-    async def cells(self, workload: str, system: str, op: Op, note: str = "") -> None:
-        """One timed cell per concurrency of the plan, each after its warm-up."""
-        for concurrency in self.plan.concurrencies:
-            samples = await run_cell(op, concurrency, self.plan.duration_s, self.plan.warmup_s)
+    async def cells(
+        self, workload: str, system: str, op: Op, note: str = "", concurrencies: tuple[int, ...] = ()
+    ) -> None:
+        """One timed cell per concurrency (the plan's, unless given), each after its warm-up."""
+        for concurrency in concurrencies or self.plan.concurrencies:
+            samples = await run_cell(
+                op, concurrency, self.plan.duration_s, self.plan.warmup_s, meter=self.meter
+            )
             self.add(
                 stats.summarize(
                     workload,
@@ -91,6 +105,7 @@ class Run:
                     samples.errors,
                     samples.elapsed_s,
                     note=note,
+                    cpu_ms=samples.cpu_ms,
                 )
             )
 
@@ -109,7 +124,9 @@ class Run:
         rate = 50.0
         for concurrency in self.plan.concurrencies:
             pool = await fill(stats.pool_size(rate, concurrency, self.plan.duration_s, self.plan.warmup_s))
-            samples = await run_cell(make_op(pool), concurrency, self.plan.duration_s, self.plan.warmup_s)
+            samples = await run_cell(
+                make_op(pool), concurrency, self.plan.duration_s, self.plan.warmup_s, meter=self.meter
+            )
             dry = not pool and samples.elapsed_s < self.plan.duration_s * 0.95
             cell = stats.summarize(
                 workload,
@@ -119,6 +136,7 @@ class Run:
                 samples.errors,
                 samples.elapsed_s,
                 note=note + (" [pool ran dry: cell ended early]" if dry else ""),
+                cpu_ms=samples.cpu_ms,
             )
             self.add(cell)
             rate = max(cell.throughput_per_s, 1.0)

@@ -145,18 +145,15 @@ def wallet_env(
     }
 
 
-async def start_api(children: Children, env: dict[str, str], name: str = "api") -> str:
-    return (await start_api_child(children, env, name)).url
-
-
 @dataclass(frozen=True)
 class ApiChild:
     url: str
     child: Child
 
 
-async def start_api_child(children: Children, env: dict[str, str], name: str = "api") -> ApiChild:
-    """``python -m api_service`` on ``env['API_PORT']``, once /healthz answers."""
+async def start_api(children: Children, env: dict[str, str], name: str = "api") -> ApiChild:
+    """Our API (``API_WORKERS`` of ``env`` processes, ``python -m api_service`` on
+    ``env['API_PORT']``), once /healthz answers."""
     child = children.start(name, python_argv("-m", "api_service"), env=env)
     url = f"http://127.0.0.1:{env['API_PORT']}"
     await wait_http(f"{url}/healthz", child, timeout_s=60)

@@ -12,6 +12,7 @@ import hmac
 import logging
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,6 +20,7 @@ from sqlalchemy import select, update
 
 from lightning_worker.context import WorkerContext, get_context
 from lightning_worker.retry import retry_transient
+from shared.db.engine import driver_connection
 from shared.db.models import Invoice as InvoiceRow
 from shared.errors import InvoiceAlreadyExists, LightningRequestError
 from shared.events import RowEvent
@@ -27,6 +29,29 @@ from shared.lightning.types import Invoice, InvoiceState
 log = logging.getLogger(__name__)
 
 LND_DEFAULT_EXPIRY_S = 86_400
+_PENDING_SQL = (
+    "SELECT id, user_id, state, amount_msat, memo, expiry_s, created_at, description_hash"
+    " FROM invoices WHERE id = $1"
+)
+# Conditional: only a pending row moves (a retried or duplicated job changes nothing).
+_OPEN_SQL = (
+    "UPDATE invoices SET state = 'open', payment_request = $2, payment_hash = $3, add_index = $4,"
+    " expires_at = $5, updated_at = $6 WHERE id = $1 AND state = 'pending' RETURNING id"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """What the job reads of its invoices row."""
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    state: str
+    amount_msat: int
+    memo: str
+    expiry_s: int
+    created_at: datetime
+    description_hash: bytes | None
 
 
 def derive_preimage(preimage_key: bytes, invoice_id: uuid.UUID) -> bytes:
@@ -42,8 +67,10 @@ def payment_hash_of(preimage: bytes) -> bytes:
 async def create_invoice(ctx: dict[str, Any], invoice_id: str) -> dict[str, Any]:
     context = get_context(ctx)
     row_id = uuid.UUID(invoice_id)
-    async with context.sessions() as session:
-        row = await session.scalar(select(InvoiceRow).where(InvoiceRow.id == row_id))
+    # The hot path of every create: single statements on the asyncpg connection (no ORM, no BEGIN).
+    async with driver_connection(context.engine) as connection:
+        record = await connection.fetchrow(_PENDING_SQL, row_id)
+    row = None if record is None else _Pending(**record)
     if row is None:
         log.warning("create_invoice: no invoice row %s", invoice_id)
         return {"state": "missing"}
@@ -77,21 +104,19 @@ async def create_invoice(ctx: dict[str, Any], invoice_id: str) -> dict[str, Any]
     except LightningRequestError as exc:
         return await _mark_failed(context, row, exc.message or "refused by the node")
 
-    async with context.sessions() as session, session.begin():
-        result = await session.execute(
-            update(InvoiceRow)
-            .where(InvoiceRow.id == row.id, InvoiceRow.state == "pending")
-            .values(
-                state="open",
-                payment_request=payment_request,
-                payment_hash=payment_hash,
-                add_index=add_index,
-                expires_at=datetime.fromtimestamp(created_s + expiry_s, UTC),
-                updated_at=datetime.now(UTC),
+    async with driver_connection(context.engine) as connection:
+        changed = (
+            await connection.fetchval(
+                _OPEN_SQL,
+                row.id,
+                payment_request,
+                payment_hash,
+                add_index,
+                datetime.fromtimestamp(created_s + expiry_s, UTC),
+                datetime.now(UTC),
             )
-            .returning(InvoiceRow.id)
+            is not None
         )
-        changed = result.scalar_one_or_none() is not None
     if changed:
         await context.publish([RowEvent("invoice", row.id, "open", row.user_id)])
     if found is not None and found.state is InvoiceState.SETTLED:
@@ -107,7 +132,7 @@ async def create_invoice(ctx: dict[str, Any], invoice_id: str) -> dict[str, Any]
     return {"state": state}
 
 
-async def _mark_failed(context: WorkerContext, row: InvoiceRow, reason: str) -> dict[str, Any]:
+async def _mark_failed(context: WorkerContext, row: _Pending, reason: str) -> dict[str, Any]:
     async with context.sessions() as session, session.begin():
         result = await session.execute(
             update(InvoiceRow)

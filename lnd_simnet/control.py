@@ -56,9 +56,16 @@ def control_handler(network: Network, node: Node) -> grpc.GenericRpcHandler:
     )
 
 
-async def call_control(channel: grpc.aio.Channel, name: str, payload: dict, timeout_s: float = 10.0) -> dict:
-    """Client side: call a control method over an authenticated channel."""
+async def call_control(
+    channel: grpc.aio.Channel,
+    name: str,
+    payload: dict,
+    timeout_s: float = 10.0,
+    metadata: tuple[tuple[str, str], ...] | None = None,
+) -> dict:
+    """Client side: call a control method over an authenticated channel (or pass the macaroon's
+    ``metadata`` on a TLS-only one, as GrpcLightningClient's)."""
     call = channel.unary_unary(
         f"/{SERVICE}/{name}", request_serializer=_dumps, response_deserializer=json.loads
     )
-    return await call(payload, timeout=timeout_s)
+    return await call(payload, timeout=timeout_s, metadata=metadata)

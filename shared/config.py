@@ -50,7 +50,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
 
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/lightning_wallet"
-    db_pool_size: int = Field(10, ge=1, le=200)
+    db_pool_size: int = Field(
+        20, ge=1, le=200, description="connections kept per process (plus half as many for bursts)"
+    )
     redis_url: str = "redis://127.0.0.1:6379/0"
     arq_queue_name: str = Field("arq:queue", min_length=1)
 

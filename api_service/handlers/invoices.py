@@ -9,10 +9,11 @@ from api_service.events_hub import EVENTS_HUB
 from api_service.keys import ARQ, READS, SESSIONS, SETTINGS
 from api_service.responses import ok, ok_list
 from api_service.schemas.wallet import ActivityItemOut, ActivityQuery, CreateInvoiceBody, InvoiceOut
-from api_service.security import require_user
+from api_service.security import accept_user, authenticate, require_user
 from api_service.services import idempotency, invoices, webhooks
-from api_service.services.invoices import Outcome, WalletDeps
+from api_service.services.submission import Outcome, WalletDeps
 from api_service.validation import parse_body, parse_query
+from shared.errors import ValidationError
 
 PREFIX = "/api/v1/invoices"
 
@@ -48,9 +49,18 @@ async def create_invoice(request: web.Request) -> web.Response:
 
 
 async def list_invoices(request: web.Request) -> web.Response:
-    user = await require_user(request)
-    query = parse_query(request, ActivityQuery)
-    items, total = await invoices.list_activity(wallet_deps(request), user, query)
+    # The poll of every wallet app: the caller's users row and the page come in one statement.
+    claims = authenticate(request)
+    try:
+        query = parse_query(request, ActivityQuery)
+    except ValidationError:
+        await require_user(request)  # an inactive caller is told so before their query is judged
+        raise
+    if query.all:
+        items, total = await invoices.list_activity(wallet_deps(request), await require_user(request), query)
+    else:
+        user_row, items, total = await invoices.list_own_activity(wallet_deps(request), claims.user_id, query)
+        accept_user(request, claims.user_id, user_row)
     return ok_list(request, items, page=query.page, page_size=query.page_size, total=total)
 
 

@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from api_service.security import CurrentUser
-from api_service.services.invoices import WalletDeps
+from api_service.services.submission import WalletDeps
 from shared.db.queries import history as queries
 from shared.db.queries import wallet as wallet_queries
 from shared.errors import NotFound, ValidationError

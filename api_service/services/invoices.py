@@ -1,40 +1,33 @@
-"""Incoming invoices, the activity list, and the submit-and-wait flow shared with payments.
+"""Incoming invoices and the activity list.
 
-The flow of a create (wallet contract): insert the row as ``pending`` and commit; register a waiter on
-the events hub; enqueue the job with its deterministic id; re-read the row; wait for its events up to
-the configured time; re-read the row and answer with what Postgres says. If Redis refuses the enqueue,
-the row is already committed and the worker's stale-row cron will pick it up: we answer 202, never 500.
+A create inserts the row as ``pending`` and commits, then goes through the worker with the shared
+submit-and-wait flow (``services/submission.py``) and answers with the row as Postgres has it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from arq.connections import ArqRedis
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-
-from api_service.events_hub import EventsHub
+from api_service import wire
 from api_service.schemas.wallet import (
-    ActivityItemOut,
     ActivityQuery,
     BalanceOut,
     CreateInvoiceBody,
-    InvoiceOut,
 )
 from api_service.security import CurrentUser
 from api_service.services import idempotency
+from api_service.services.submission import KeyTaken, Outcome, WalletDeps, existing_key, submit_and_wait
 from api_service.validation import dump
+from api_service.wire import sat
 from shared import jobs, ledger
-from shared.config import Settings
-from shared.db.models import IdempotencyKey, Invoice, Payment
+from shared.db.engine import driver_connection
+from shared.db.models import IdempotencyKey, Payment
 from shared.db.queries import wallet as queries
-from shared.errors import Conflict, Forbidden, NotFound, ValidationError
+from shared.errors import Forbidden, NotFound, ValidationError
 from shared.ledger import MSAT_PER_SAT
 
 log = logging.getLogger("api.wallet")
@@ -42,23 +35,6 @@ log = logging.getLogger("api.wallet")
 INVOICE_FINAL_STATES = frozenset({"open", "settled", "expired", "canceled", "failed"})
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _HASH = re.compile(r"^[0-9a-fA-F]{64}$")
-
-
-@dataclass(frozen=True, slots=True)
-class WalletDeps:
-    settings: Settings
-    sessions: async_sessionmaker[AsyncSession]
-    reads: AsyncEngine  # autocommit, single-statement reads
-    arq: ArqRedis
-    hub: EventsHub
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    status: int
-    data: dict[str, Any]
-    location: str | None = None
-    row: Any = None  # the row ``data`` was read from, when it was (protocol adapters render it their way)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,15 +49,6 @@ class InvoiceRequest:
     for_treasury: bool = False  # an admin's invoice whose settlement credits the treasury
 
 
-class KeyTaken(Exception):
-    """Raised inside a transaction to roll it back when another request owns the Idempotency-Key."""
-
-
-def sat(msat: int | None) -> int | None:
-    """Display value in sat: floor(msat / 1000). The exact msat value is always shown next to it."""
-    return None if msat is None else msat // MSAT_PER_SAT
-
-
 def parse_uuid(text: str, what: str = "Invoice") -> uuid.UUID:
     """A row id path segment; a malformed one is 404 like an unknown one (as ``validation.path_uuid``)."""
     if not _UUID.match(text):
@@ -92,112 +59,16 @@ def parse_uuid(text: str, what: str = "Invoice") -> uuid.UUID:
 # ---- serialisation ----------------------------------------------------------------------------
 
 
-def invoice_out(invoice: Invoice) -> dict[str, Any]:
-    return dump(
-        InvoiceOut(
-            id=invoice.id,
-            kind="invoice",
-            direction="incoming",
-            user_id=invoice.user_id,
-            state=invoice.state,
-            amount_sat=sat(invoice.amount_msat),
-            amount_msat=invoice.amount_msat,
-            fee_sat=None,
-            fee_msat=None,
-            memo=invoice.memo,
-            payment_hash=invoice.payment_hash.hex() if invoice.payment_hash else None,
-            payment_request=invoice.payment_request,
-            created_at=invoice.created_at,
-            settled_at=invoice.settled_at,
-            completed_at=None,
-            expires_at=invoice.expires_at,
-            expiry_seconds=invoice.expiry_s,
-            amount_paid_sat=sat(invoice.amount_paid_msat),
-            amount_paid_msat=invoice.amount_paid_msat,
-            failure_reason=invoice.failure_reason,
-            webhook_url=invoice.webhook_url,
-            for_treasury=invoice.for_treasury,
-        )
-    )
+def invoice_out(invoice: Any) -> dict[str, Any]:
+    """An invoice (ORM object or row) as ``InvoiceOut``."""
+    return wire.invoice_full(wire.Attrs(invoice))
 
 
 def activity_out(row: Any) -> dict[str, Any]:
-    """A row of the activity union, or a Payment, as one list item."""
-    outgoing = isinstance(row, Payment) or row.direction == "outgoing"
-    return dump(
-        ActivityItemOut(
-            id=row.id,
-            kind="payment" if isinstance(row, Payment) else row.kind,
-            direction="outgoing" if outgoing else "incoming",
-            user_id=row.user_id,
-            state=row.state,
-            amount_sat=sat(row.amount_msat),
-            amount_msat=row.amount_msat,
-            fee_sat=sat(row.fee_msat),
-            fee_msat=row.fee_msat,
-            memo=row.memo,
-            payment_hash=row.payment_hash.hex() if row.payment_hash else None,
-            payment_request=row.payment_request,
-            created_at=row.created_at,
-            settled_at=None if outgoing else row.settled_at,
-            completed_at=row.completed_at if outgoing else None,
-            expires_at=None if outgoing else row.expires_at,
-        )
-    )
-
-
-# ---- submit and wait --------------------------------------------------------------------------
-
-
-async def enqueue(arq: ArqRedis, function: str, row_id: uuid.UUID, job_id: str) -> bool:
-    """Enqueue a row's job; False (logged) if Redis is unavailable: the stale-row cron will retry it."""
-    try:
-        await arq.enqueue_job(function, str(row_id), _job_id=job_id)
-        return True
-    except Exception as exc:  # Redis down/timeouts: the row is committed, so this must not become a 500
-        log.warning(
-            "enqueue failed, the worker's stale-row cron will pick the row up",
-            extra={"job_id": job_id, "error": type(exc).__name__},
-        )
-        return False
-
-
-async def submit_and_wait(
-    deps: WalletDeps,
-    *,
-    function: str,
-    job_id: str,
-    row_id: uuid.UUID,
-    wait_s: float,
-    read_state: Callable[[AsyncSession, uuid.UUID], Awaitable[str | None]],
-    final_states: frozenset[str],
-) -> None:
-    """Enqueue the row's job and wait until the row reaches a final state or ``wait_s`` passes."""
-
-    async def current_state() -> str | None:
-        async with deps.sessions() as session:
-            return await read_state(session, row_id)
-
-    loop = asyncio.get_running_loop()
-    with deps.hub.watch_row(row_id) as events:  # registered BEFORE the enqueue: no event can slip by
-        if not await enqueue(deps.arq, function, row_id, job_id):
-            return
-        deadline = loop.time() + wait_s
-        state = await current_state() if not deps.hub.connected else "pending"
-        while True:
-            remaining = deadline - loop.time()
-            if state is None or state in final_states or remaining <= 0:
-                return
-            try:
-                event = await asyncio.wait_for(events.get(), min(remaining, deps.settings.wait_recheck_s))
-            except TimeoutError:
-                # No event within the interval: maybe lost (the hub reconnecting). Ask the row.
-                state = await current_state()
-                continue
-            # The worker publishes after its commit, so a final state in the event is already in
-            # Postgres; the caller reads the row itself for the answer.
-            announced = getattr(event, "state", None)
-            state = announced if announced in final_states else await current_state()
+    """A row of the activity union, or a Payment, as one list item (``ActivityItemOut``)."""
+    if isinstance(row, Payment):
+        return wire.payment_item(wire.Attrs(row))
+    return wire.activity_item(wire.Attrs(row))
 
 
 # ---- invoices ---------------------------------------------------------------------------------
@@ -237,23 +108,27 @@ async def issue_invoice(
     if idem is not None and (previous := await idempotency.find(deps.sessions, user_id, idem)) is not None:
         return await _replay_invoice(deps, previous)
     invoice_id = uuid.uuid4()
-    try:
-        async with deps.sessions() as session, session.begin():
-            if idem is not None and not await idempotency.claim(session, user_id, idem, invoice_id):
-                raise KeyTaken()
-            await queries.insert_invoice(
-                session,
-                invoice_id=invoice_id,
-                user_id=user_id,
-                amount_msat=request.amount_msat,
-                memo=request.memo,
-                expiry_s=request.expiry_s,
-                webhook_url=request.webhook_url,
-                description_hash=request.description_hash,
-                for_treasury=request.for_treasury,
-            )
-    except KeyTaken:
-        return await _replay_invoice(deps, await existing_key(deps, user_id, idem))
+    row = {
+        "invoice_id": invoice_id,
+        "user_id": user_id,
+        "amount_msat": request.amount_msat,
+        "memo": request.memo,
+        "expiry_s": request.expiry_s,
+        "webhook_url": request.webhook_url,
+        "description_hash": request.description_hash,
+        "for_treasury": request.for_treasury,
+    }
+    if idem is None:  # the row alone: one statement, its own transaction
+        async with driver_connection(deps.reads) as connection:
+            await queries.insert_invoice(connection, **row)
+    else:
+        try:
+            async with deps.sessions() as session, session.begin():
+                if not await idempotency.claim(session, user_id, idem, invoice_id):
+                    raise KeyTaken()
+                await queries.insert_invoice(session, **row)
+        except KeyTaken:
+            return await _replay_invoice(deps, await existing_key(deps, user_id, idem))
     await submit_and_wait(
         deps,
         function=jobs.CREATE_INVOICE,
@@ -268,26 +143,15 @@ async def issue_invoice(
     return outcome
 
 
-async def existing_key(
-    deps: WalletDeps,
-    user: CurrentUser | uuid.UUID,
-    idem: idempotency.IdempotencyRequest,
-) -> IdempotencyKey:
-    user_id = user if isinstance(user, uuid.UUID) else user.id
-    row = await idempotency.find(deps.sessions, user_id, idem)
-    if row is None:  # the other request rolled back between our insert attempt and this read
-        raise Conflict("A request with this Idempotency-Key was being processed and failed; retry")
-    return row
-
-
 async def _invoice_outcome(deps: WalletDeps, invoice_id: uuid.UUID) -> Outcome:
-    async with deps.reads.connect() as connection:
-        invoice = await queries.read_invoice(connection, invoice_id)
-    if invoice is None:
+    async with driver_connection(deps.reads) as connection:
+        record = await queries.fetch_invoice(connection, invoice_id)
+    if record is None:
         raise NotFound("Invoice not found")
+    invoice = wire.Fields(record)
     if invoice.state == "pending":
-        return Outcome(202, invoice_out(invoice), f"/api/v1/invoices/{invoice.id}", row=invoice)
-    return Outcome(201, invoice_out(invoice), row=invoice)
+        return Outcome(202, wire.invoice_full(record), f"/api/v1/invoices/{invoice.id}", row=invoice)
+    return Outcome(201, wire.invoice_full(record), row=invoice)
 
 
 async def _replay_invoice(deps: WalletDeps, previous: IdempotencyKey) -> Outcome:
@@ -331,6 +195,25 @@ async def list_activity(deps: WalletDeps, user: CurrentUser, query: ActivityQuer
             connection, filters, limit=query.page_size, offset=query.offset
         )
     return [activity_out(row) for row in rows], total
+
+
+async def list_own_activity(
+    deps: WalletDeps, user_id: uuid.UUID, query: ActivityQuery
+) -> tuple[Any, list[dict], int]:
+    """(the caller's users row, their own activity page, total), read in one statement. The caller
+    must be accepted from that row (``security.accept_user``): an inactive one gets no items."""
+    filters = queries.ActivityFilter(
+        user_id=user_id,
+        direction=query.direction,
+        state=query.state,
+        created_from=query.from_,
+        created_to=query.to,
+    )
+    async with driver_connection(deps.reads) as connection:
+        user_row, rows, total = await queries.list_own_activity(
+            connection, filters, limit=query.page_size, offset=query.offset
+        )
+    return user_row, [wire.activity_item(row) for row in rows], total
 
 
 async def get_invoice_or_payment(deps: WalletDeps, user: CurrentUser, ident: str) -> dict[str, Any]:

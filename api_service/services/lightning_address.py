@@ -17,7 +17,8 @@ from urllib.parse import urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from api_service.services.invoices import InvoiceRequest, WalletDeps, issue_invoice
+from api_service.services.invoices import InvoiceRequest, issue_invoice
+from api_service.services.submission import WalletDeps
 from shared.config import Settings
 from shared.db.models import User
 from shared.db.queries import users as user_queries

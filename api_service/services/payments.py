@@ -26,16 +26,10 @@ from sqlalchemy.exc import IntegrityError
 from api_service.schemas.wallet import CreatePaymentBody, InFlightPaymentOut, PaymentOut
 from api_service.security import CurrentUser
 from api_service.services import idempotency
-from api_service.services.invoices import (
-    KeyTaken,
-    Outcome,
-    WalletDeps,
-    existing_key,
-    parse_uuid,
-    sat,
-    submit_and_wait,
-)
+from api_service.services.invoices import parse_uuid
+from api_service.services.submission import KeyTaken, Outcome, WalletDeps, existing_key, submit_and_wait
 from api_service.validation import PageQuery, dump
+from api_service.wire import sat
 from shared import bolt11, jobs, ledger
 from shared.db.models import IdempotencyKey, Invoice, Payment
 from shared.db.queries import wallet as queries

@@ -11,8 +11,9 @@ from typing import Any
 
 from api_service.schemas.reconciliation import AnomalyListQuery, AnomalyOut, ReconciliationOut
 from api_service.security import CurrentUser
-from api_service.services.invoices import WalletDeps, sat
+from api_service.services.submission import WalletDeps
 from api_service.validation import dump
+from api_service.wire import sat
 from shared.db.queries import reconciliation as queries
 from shared.errors import NotFound
 

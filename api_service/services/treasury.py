@@ -20,8 +20,9 @@ from api_service.schemas.treasury import (
 )
 from api_service.security import CurrentUser
 from api_service.services import idempotency
-from api_service.services.invoices import KeyTaken, Outcome, WalletDeps, existing_key, sat
+from api_service.services.submission import KeyTaken, Outcome, WalletDeps, existing_key
 from api_service.validation import dump
+from api_service.wire import sat
 from shared import adjustments, ledger
 from shared.db.models import IdempotencyKey
 from shared.db.queries import adjustments as queries

@@ -82,7 +82,7 @@ class Stack:
 
     async def start_api(self, name: str) -> None:
         env = {**self.env, "API_PORT": str(self.api_ports[name])}
-        self.apis[name] = await bench_stack.start_api_child(self.children, env, name)
+        self.apis[name] = await bench_stack.start_api(self.children, env, name)
 
     def start_worker(self, name: str) -> None:
         self.workers[name] = bench_stack.start_worker(self.children, self.env, name)

@@ -18,6 +18,7 @@ from shared.lightning import grpc_convert as convert
 from shared.lightning.grpc_channel import (
     DEFAULT_KEEPALIVE_TIME_S,
     DEFAULT_KEEPALIVE_TIMEOUT_S,
+    macaroon_metadata,
     open_channel,
     read_macaroon_hex,
 )
@@ -58,7 +59,7 @@ class GrpcLightningClient:
         self.timeout_s = timeout_s
         self._keepalive = {"keepalive_time_s": keepalive_time_s, "keepalive_timeout_s": keepalive_timeout_s}
         self._tls_cert_pem = tls_cert_pem
-        self._macaroon_hex = macaroon_hex
+        self.call_metadata = macaroon_metadata(macaroon_hex)  # sent with every call on the channel
         self._channel: grpc.aio.Channel | None = None
         self._ln: ln_grpc.LightningStub | None = None
         self._router: router_grpc.RouterStub | None = None
@@ -79,9 +80,10 @@ class GrpcLightningClient:
 
     @property
     def channel(self) -> grpc.aio.Channel:
-        """The underlying channel (opened on first use), for callers adding their own stubs."""
+        """The underlying channel (opened on first use), for callers adding their own stubs: TLS only,
+        so their calls pass ``metadata=client.call_metadata`` (the macaroon)."""
         if self._channel is None:
-            self._channel = open_channel(self.host, self._tls_cert_pem, self._macaroon_hex, **self._keepalive)
+            self._channel = open_channel(self.host, self._tls_cert_pem, None, **self._keepalive)
             self._ln = ln_grpc.LightningStub(self._channel)
             self._router = router_grpc.RouterStub(self._channel)
             self._invoices = inv_grpc.InvoicesStub(self._channel)
@@ -107,7 +109,7 @@ class GrpcLightningClient:
 
     async def _unary(self, method: Callable[..., Awaitable[T]], request: Any) -> T:
         try:
-            return await method(request, timeout=self.timeout_s)
+            return await method(request, timeout=self.timeout_s, metadata=self.call_metadata)
         except Exception as exc:  # every failure leaves as a LightningError
             raise map_rpc_error(exc) from exc
 
@@ -170,7 +172,8 @@ class GrpcLightningClient:
         self, *, add_index: int = 0, settle_index: int = 0
     ) -> AsyncIterator[Invoice]:
         call = self.lightning_stub.SubscribeInvoices(
-            ln.InvoiceSubscription(add_index=add_index, settle_index=settle_index)
+            ln.InvoiceSubscription(add_index=add_index, settle_index=settle_index),
+            metadata=self.call_metadata,
         )
         async for msg in self._stream(call):
             yield convert.invoice(msg)
@@ -178,7 +181,7 @@ class GrpcLightningClient:
     async def subscribe_single_invoice(self, payment_hash: bytes) -> AsyncIterator[Invoice]:
         """invoicesrpc.SubscribeSingleInvoice (not part of the protocol)."""
         call = self.invoices_stub.SubscribeSingleInvoice(
-            inv.SubscribeSingleInvoiceRequest(r_hash=payment_hash)
+            inv.SubscribeSingleInvoiceRequest(r_hash=payment_hash), metadata=self.call_metadata
         )
         async for msg in self._stream(call):
             yield convert.invoice(msg)
@@ -203,11 +206,13 @@ class GrpcLightningClient:
             amt_msat=amount_msat or 0,
             no_inflight_updates=no_inflight_updates,
         )
-        async for msg in self._stream(self.router_stub.SendPaymentV2(req)):
+        async for msg in self._stream(self.router_stub.SendPaymentV2(req, metadata=self.call_metadata)):
             yield convert.payment_update(msg)
 
     async def track_payment(self, payment_hash: bytes) -> AsyncIterator[PaymentUpdate]:
-        call = self.router_stub.TrackPaymentV2(router.TrackPaymentRequest(payment_hash=payment_hash))
+        call = self.router_stub.TrackPaymentV2(
+            router.TrackPaymentRequest(payment_hash=payment_hash), metadata=self.call_metadata
+        )
         async for msg in self._stream(call):
             yield convert.payment_update(msg)
 

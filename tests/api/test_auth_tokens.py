@@ -130,6 +130,18 @@ class AccessTokenTest(ApiCase):
             await session.execute(update(User).where(User.id == self.user_id).values(is_active=False))
         await error_of(self, await self.client.get(ME, headers=headers), 401, "UNAUTHORIZED")
 
+    async def test_deactivation_stops_the_invoice_list_read_in_one_statement(self):
+        # GET /api/v1/invoices reads the users row in the same statement as the page.
+        headers = auth_headers(self.settings, self.user_id)
+        self.assertEqual((await self.client.get("/api/v1/invoices", headers=headers)).status, 200)
+        async with self.sessions() as session, session.begin():
+            await session.execute(update(User).where(User.id == self.user_id).values(is_active=False))
+        for query in ("", "?direction=incoming&state=open", "?pageSize=0"):
+            response = await self.client.get(f"/api/v1/invoices{query}", headers=headers)
+            await error_of(self, response, 401, "UNAUTHORIZED")
+        unknown = auth_headers(self.settings, uuid.uuid4())
+        await error_of(self, await self.client.get("/api/v1/invoices", headers=unknown), 401, "UNAUTHORIZED")
+
     async def test_role_comes_from_the_database_not_the_token(self):
         # The token claims admin; the database says user.
         token = jwt.encode(self.claims(role="admin"), self.settings.jwt_key, algorithm="HS256")

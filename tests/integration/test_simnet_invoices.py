@@ -90,15 +90,17 @@ class SimnetInvoiceTest(aiounittest.AsyncTestCase):
                 await alice.decode_pay_req("lnbcrt1garbage")
             # default expiry, zero amount, raw fields: deprecated ones filled, ListInvoices paging
             second = await alice.add_invoice(value_msat=0, memo="", expiry_s=0, preimage=os.urandom(32))
-            raw = await alice.lightning_stub.LookupInvoice(ln.PaymentHash(r_hash=second.payment_hash))
+            raw = await alice.lightning_stub.LookupInvoice(
+                ln.PaymentHash(r_hash=second.payment_hash), metadata=alice.call_metadata
+            )
             self.assertEqual((raw.expiry, raw.cltv_expiry, raw.settled, raw.add_index), (86400, 80, False, 2))
             page = await alice.lightning_stub.ListInvoices(
-                ln.ListInvoiceRequest(index_offset=1, num_max_invoices=5)
+                ln.ListInvoiceRequest(index_offset=1, num_max_invoices=5), metadata=alice.call_metadata
             )
             self.assertEqual([i.add_index for i in page.invoices], [2])
             self.assertEqual((page.first_index_offset, page.last_index_offset), (2, 2))
             rev = await alice.lightning_stub.ListInvoices(
-                ln.ListInvoiceRequest(reversed=True, num_max_invoices=1)
+                ln.ListInvoiceRequest(reversed=True, num_max_invoices=1), metadata=alice.call_metadata
             )
             self.assertEqual([i.add_index for i in rev.invoices], [2])
 
@@ -172,7 +174,9 @@ class SimnetInvoiceTest(aiounittest.AsyncTestCase):
                 if len(got) == 2:
                     break
             self.assertEqual(got, [(4, InvoiceState.SETTLED), (5, InvoiceState.OPEN)])
-            raw = await alice.lightning_stub.LookupInvoice(ln.PaymentHash(r_hash=first.payment_hash))
+            raw = await alice.lightning_stub.LookupInvoice(
+                ln.PaymentHash(r_hash=first.payment_hash), metadata=alice.call_metadata
+            )
             self.assertEqual(
                 (raw.settled, raw.amt_paid, raw.amt_paid_sat, raw.state),
                 (True, 10_000, 10, ln.Invoice.SETTLED),

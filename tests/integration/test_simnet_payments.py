@@ -67,7 +67,8 @@ class SimnetPaymentTest(aiounittest.AsyncTestCase):
             self.assertEqual(ctx.exception.message, "payment isn't initiated")
             # Raw wire fields clients read: hex strings, deprecated value/fee, ListPayments
             raw = await bob.lightning_stub.ListPayments(
-                ln.ListPaymentsRequest(include_incomplete=True, count_total_payments=True)
+                ln.ListPaymentsRequest(include_incomplete=True, count_total_payments=True),
+                metadata=bob.call_metadata,
             )
             p = raw.payments[0]
             self.assertEqual(
@@ -77,7 +78,9 @@ class SimnetPaymentTest(aiounittest.AsyncTestCase):
             self.assertEqual(p.payment_preimage, final.preimage.hex())
             self.assertEqual(p.htlcs[0].route.total_fees_msat, fee)
             self.assertEqual(raw.total_num_payments, 1)
-            cb = await alice.lightning_stub.ChannelBalance(ln.ChannelBalanceRequest())
+            cb = await alice.lightning_stub.ChannelBalance(
+                ln.ChannelBalanceRequest(), metadata=alice.call_metadata
+            )
             self.assertEqual(cb.balance, cb.local_balance.sat)
             # no_inflight_updates -> only the terminal message
             other = await invoice(net, "alice", 1000)
@@ -153,7 +156,8 @@ class SimnetPaymentTest(aiounittest.AsyncTestCase):
                     payment_request=(await invoice(net, "alice", 1000)).payment_request,
                     fee_limit_sat=1,
                     fee_limit_msat=1000,
-                )
+                ),
+                metadata=net.client("bob").call_metadata,
             )
             with self.assertRaises(grpc.aio.AioRpcError) as ctx:
                 await call.read()
@@ -178,7 +182,7 @@ class SimnetPaymentTest(aiounittest.AsyncTestCase):
             out = await collect(net, "bob", slow.payment_request)
             self.assertEqual(out[-1].status.name, "SUCCEEDED")
             listed = await net.client("bob").lightning_stub.ListPayments(
-                ln.ListPaymentsRequest(include_incomplete=True)
+                ln.ListPaymentsRequest(include_incomplete=True), metadata=net.client("bob").call_metadata
             )
             htlc = listed.payments[-1].htlcs[0]
             # The simnet's own clock: the HTLC was held at least the marker's 300 ms (the network's

@@ -142,8 +142,9 @@ class WorkerSimnetTests(WorkerCase):
             await self.wait_state("payments", payment_id, "succeeded", timeout_s=60)
         payment = await self.payment(payment_id)
         self.assertEqual(payment.attempts, 1)  # sent once; the second worker only tracked it
-        listed = await self.net.client("alice").lightning_stub.ListPayments(
-            ln.ListPaymentsRequest(include_incomplete=True)
+        alice = self.net.client("alice")
+        listed = await alice.lightning_stub.ListPayments(
+            ln.ListPaymentsRequest(include_incomplete=True), metadata=alice.call_metadata
         )
         ours = [p for p in listed.payments if p.payment_hash == bob_invoice.payment_hash.hex()]
         self.assertEqual(len(ours), 1)

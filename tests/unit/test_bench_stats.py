@@ -12,6 +12,7 @@ from bench.stats import (
     evaluate_targets,
     find,
     fmt,
+    fmt_cpu,
     percentile,
     pool_size,
     ratio,
@@ -90,6 +91,17 @@ class SummarizeTest(unittest.TestCase):
     def test_zero_elapsed_does_not_divide(self) -> None:
         self.assertEqual(summarize("w", "ours", 1, [], {}, 0.0).throughput_per_s, 0.0)
 
+    def test_cpu_ms_per_success_of_each_process_kind(self) -> None:
+        result = summarize(
+            "w", "ours", 1, [0.001] * 4, {"timeout": 6}, 1.0, cpu_ms={"api": 10.0, "postgres": 2.0}
+        )
+        self.assertEqual(result.cpu_ms_per_op["api"], 2.5)
+        self.assertEqual(result.cpu_ms_per_op["postgres"], 0.5)
+        self.assertEqual(result.cpu_ms_per_op["simnet"], 0.0)
+        self.assertEqual(fmt_cpu(result.cpu_ms_per_op), "2.50 / 0.00 / 0.50 / 0.00 / 0.00 / 0.00")
+        self.assertEqual(summarize("w", "ours", 1, [], {}, 1.0, cpu_ms={"api": 1.0}).cpu_ms_per_op, {})
+        self.assertEqual(fmt_cpu({}), "-")
+
 
 class RatioTest(unittest.TestCase):
     def test_ratio(self) -> None:
@@ -103,9 +115,9 @@ class RatioTest(unittest.TestCase):
             cell("create_invoice", "ours", 16, 400.0),
             cell("create_invoice", "lnbits", 16, 40.0),
             cell("create_invoice", "lnbits", 64, 80.0),
-            cell("arq_roundtrip", "bare_arq", 16, 800.0),
+            cell("create_invoice", "lean_pipeline", 16, 800.0),
             cell("reads", "ours", 16, 500.0),
-            cell("bare_json", "bare_aiohttp", 16, 2000.0),
+            cell("reads", "lean_reads", 16, 2000.0),
         ]
         self.assertEqual(ratios_for(results, results[0]), (10.0, 0.5))
         self.assertEqual(ratios_for(results, results[4]), (None, 0.25))
@@ -136,18 +148,27 @@ class TargetTest(unittest.TestCase):
         results = [
             cell("create_invoice", "ours", 1, 100.0, p50=9.0),
             cell("create_invoice", "ours", 16, 500.0),
-            cell("create_invoice", "ours", 64, 600.0, p99=150.0),
+            cell("create_invoice", "ours", 64, 600.0, p99=550.0),
             cell("create_invoice", "lnbits", 16, 40.0),
-            cell("reads", "ours", 64, 900.0),
-            cell("bare_json", "bare_aiohttp", 64, 2000.0),
+            cell("create_invoice", "lean_pipeline", 16, 1000.0),
+            cell("reads", "ours", 16, 900.0),
+            cell("reads", "lean_reads", 16, 1000.0),
+            cell("pay_external", "ours", 16, 50.0),
+            cell("pay_internal", "ours", 16, 20.0),
+            cell("pay_external", "lnbits", 16, 10.0),
             cell("healthz_during_logins", "ours", 1, 500.0, p99=30.0, errors=1),
         ]
         by_name = {t.name: t for t in evaluate_targets(results)}
         self.assertEqual(by_name["create invoice vs LNbits, c=16"].measured, 12.5)
         self.assertEqual(by_name["create invoice vs LNbits, c=16"].status, "met")
         self.assertEqual(by_name["create invoice p50, c=1"].status, "met")
-        self.assertEqual(by_name["create invoice p99, c=64"].status, "missed")
-        self.assertAlmostEqual(by_name["authenticated reads vs bare aiohttp (best c)"].measured, 0.45)
+        self.assertEqual(by_name["create invoice p99, c=64 (zero errors)"].status, "missed")
+        lean = by_name["create invoice vs the lean pipeline reference, c=16"]
+        self.assertEqual((lean.measured, lean.status), (0.5, "reported"))
+        self.assertAlmostEqual(by_name["reads vs the lean reference handler, c=16"].measured, 0.9)
+        self.assertEqual(by_name["reads vs the lean reference handler, c=16"].status, "met")
+        self.assertEqual(by_name["external payments vs LNbits' external, c=16"].status, "met")
+        self.assertEqual(by_name["internal payments vs LNbits' external, c=16"].status, "missed")
         self.assertEqual(by_name["/healthz p99 during 50 logins"].status, "missed (1 errors)")
         settlement = [t for t in by_name.values() if t.name.startswith("settlement")]
         self.assertTrue(settlement and all(t.status == "not run" for t in settlement))
@@ -176,7 +197,7 @@ class RenderTest(unittest.TestCase):
         meta = {"date": "2026-01-01", "machine": "2 cores"}
         markdown = render_markdown(results, targets, meta)
         self.assertIn("2026-01-01", markdown)
-        self.assertIn("| create invoice p50, c=1 | <= 15 ms | 20.0 ms | missed |", markdown)
+        self.assertIn("| create invoice p50, c=1 | <= 12 ms | 20.0 ms | missed |", markdown)
         data = json.loads(json.dumps(to_json(results, targets, meta)))
         self.assertEqual(data["results"][0]["p50_ms"], 20.0)
         statuses = {t["name"]: t["status"] for t in data["targets"]}

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+from unittest import mock
 
 from sqlalchemy import text
 
-from lightning_worker import crons
+from lightning_worker import crons, subscription
 from lightning_worker.node_identity import NodeIdentityMismatch, verify_node_identity
 from lightning_worker.settlement import settle_invoices
 from lightning_worker.subscription import SettlementSubscription
@@ -165,6 +166,26 @@ class SilentStreamTests(SafetyCase):
 
     async def invoice_state(self, invoice_id, state: str) -> bool:
         return (await self.invoice(invoice_id)).state == state
+
+    async def test_the_start_up_recheck_of_a_never_paid_node_stops_after_its_schedule(self) -> None:
+        # While the cursor is 0 the open invoices are looked up again a few times, not every second
+        # forever (each pass is a LookupInvoice per open invoice).
+        user = await self.user()
+        await self.open_invoice(user, 1)
+        delays: list[float] = []
+        real_sleep = asyncio.sleep
+
+        async def quick_sleep(delay_s: float) -> None:
+            delays.append(delay_s)
+            await real_sleep(0)
+
+        sub = SettlementSubscription(self.context)
+        with mock.patch.object(subscription.asyncio, "sleep", quick_sleep):
+            lookups_before = self.fake.calls["lookup_invoice"]
+            await asyncio.wait_for(sub._reconcile_while_no_cursor(PUBKEY), 10)
+        self.assertEqual(tuple(delays), subscription.RECHECK_DELAYS_S)
+        lookups = self.fake.calls["lookup_invoice"] - lookups_before
+        self.assertEqual(lookups, len(subscription.RECHECK_DELAYS_S))  # one open invoice, once per pass
 
 
 class NodeIdentityTests(SafetyCase):

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import functools
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 from sqlalchemy import TextClause, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
@@ -26,8 +28,19 @@ def is_active_payment_conflict(exc: IntegrityError) -> bool:
 # ---- invoices ---------------------------------------------------------------------------------
 
 
+_INSERT_PENDING_SQL = (
+    "INSERT INTO invoices (id, user_id, account_id, for_treasury, amount_msat, memo, expiry_s, webhook_url,"
+    " description_hash, state) VALUES ($1, $2, (SELECT id FROM accounts WHERE {owner}), $3, $4, $5, $6, $7,"
+    " $8, 'pending')"
+)
+_INSERT_PENDING = {
+    False: _INSERT_PENDING_SQL.format(owner="user_id = $2"),
+    True: _INSERT_PENDING_SQL.format(owner="kind = 'treasury'"),
+}
+
+
 async def insert_invoice(
-    session: AsyncSession,
+    target: AsyncSession | asyncpg.Connection,
     *,
     invoice_id: uuid.UUID,
     user_id: uuid.UUID,
@@ -37,13 +50,28 @@ async def insert_invoice(
     webhook_url: str | None,
     for_treasury: bool = False,
     description_hash: bytes | None = None,
-) -> Invoice:
-    """The account its settlement credits comes from a subquery (no extra round trip): the user's
-    own, or the treasury's for an admin's treasury invoice."""
+) -> None:
+    """Insert the ``pending`` row. The account its settlement credits comes from a subquery (no extra
+    round trip): the user's own, or the treasury's for an admin's treasury invoice.
+
+    In a session's transaction (with other writes), or as ONE autocommit statement on an asyncpg
+    connection when the row is all there is to write (no BEGIN/COMMIT round trips, no ORM object)."""
+    if isinstance(target, asyncpg.Connection):
+        await target.execute(
+            _INSERT_PENDING[for_treasury],
+            invoice_id,
+            user_id,
+            for_treasury,
+            amount_msat,
+            memo,
+            expiry_s,
+            webhook_url,
+            description_hash,
+        )
+        return
     owner = Account.kind == "treasury" if for_treasury else Account.user_id == user_id
-    statement = (
-        insert(Invoice)
-        .values(
+    await target.execute(
+        insert(Invoice).values(
             id=invoice_id,
             user_id=user_id,
             account_id=select(Account.id).where(owner).scalar_subquery(),
@@ -55,9 +83,12 @@ async def insert_invoice(
             description_hash=description_hash,
             state="pending",
         )
-        .returning(Invoice)
     )
-    return (await session.scalars(statement)).one()
+
+
+async def fetch_invoice(connection: asyncpg.Connection, invoice_id: uuid.UUID) -> asyncpg.Record | None:
+    """The invoices row by id (every column), on an asyncpg connection."""
+    return await connection.fetchrow("SELECT * FROM invoices WHERE id = $1", invoice_id)
 
 
 async def get_invoice(session: AsyncSession, invoice_id: uuid.UUID) -> Invoice | None:
@@ -225,6 +256,18 @@ def _activity_sql(
     )
 
 
+def _activity_params(f: ActivityFilter, *, limit: int, offset: int) -> dict[str, Any]:
+    return {
+        "user_id": f.user_id,
+        "state": f.state,
+        "created_from": f.created_from,
+        "created_to": f.created_to,
+        "window": offset + limit,
+        "limit": limit,
+        "offset": offset,
+    }
+
+
 async def list_activity(
     session: AsyncSession | AsyncConnection,
     f: ActivityFilter,
@@ -240,19 +283,64 @@ async def list_activity(
         f.created_from is not None,
         f.created_to is not None,
     )
-    params = {
-        "user_id": f.user_id,
-        "state": f.state,
-        "created_from": f.created_from,
-        "created_to": f.created_to,
-        "window": offset + limit,
-        "limit": limit,
-        "offset": offset,
-    }
+    params = _activity_params(f, limit=limit, offset=offset)
     used = {name: value for name, value in params.items() if f":{name}" in statement.text}
     result = (await session.execute(statement, used)).all()
     total = int(result[0].total) if result else 0
     return [row for row in result if row.id is not None], total
+
+
+_BIND = re.compile(r"(?<![:\w]):(\w+)")
+
+
+@functools.lru_cache(maxsize=32)
+def _own_activity_sql(
+    direction: str | None, by_state: bool, by_from: bool, by_to: bool
+) -> tuple[str, tuple[str, ...]]:
+    """The caller's users row and their activity page with its total, in ONE statement for asyncpg
+    (``$n`` placeholders) and the parameter names in their order. The users row is read on every
+    request (deactivation takes effect at once); an inactive user's page is not even read."""
+    page = _activity_sql(direction, True, by_state, by_from, by_to).text
+    return positional(
+        "SELECT u.username, u.role, u.is_active, a.* FROM users u"  # noqa: S608 - fixed fragments only
+        f" LEFT JOIN LATERAL ({page}) a ON u.is_active WHERE u.id = :user_id"
+    )
+
+
+def activity_statement(direction: str | None, *, by_user: bool = True) -> tuple[str, tuple[str, ...]]:
+    """The activity statement (page and total) alone, for asyncpg: ``$n`` text and parameter names."""
+    return positional(_activity_sql(direction, by_user, False, False, False).text)
+
+
+def positional(statement: str) -> tuple[str, tuple[str, ...]]:
+    """``:name`` placeholders as asyncpg's ``$n`` (each name one number) and the names in order."""
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        if match[1] not in names:
+            names.append(match[1])
+        return f"${names.index(match[1]) + 1}"
+
+    return _BIND.sub(number, statement), tuple(names)
+
+
+async def list_own_activity(
+    connection: asyncpg.Connection, f: ActivityFilter, *, limit: int, offset: int
+) -> tuple[asyncpg.Record | None, list[asyncpg.Record], int]:
+    """(the caller's users row or None, their rows newest first, total) for ``f.user_id``, one round trip.
+
+    The first element has ``username``, ``role`` and ``is_active``; an inactive user gets no rows."""
+    statement, names = _own_activity_sql(
+        f.direction, f.state is not None, f.created_from is not None, f.created_to is not None
+    )
+    params = _activity_params(f, limit=limit, offset=offset)
+    records = await connection.fetch(statement, *(params[name] for name in names))
+    if not records:
+        return None, [], 0
+    first = records[0]
+    if not first["is_active"]:
+        return first, [], 0
+    return first, [r for r in records if r["id"] is not None], int(first["total"])
 
 
 # ---- idempotency keys -------------------------------------------------------------------------
