@@ -99,12 +99,12 @@ async def cmd_balance(client: GrpcLightningClient, args: argparse.Namespace) -> 
 
 async def cmd_release(client: GrpcLightningClient, args: argparse.Namespace) -> dict:
     payload = {"payment_hash": args.payment_hash, "outcome": args.outcome, "reason": args.reason}
-    return await call_control(client.channel, "Release", payload, metadata=client.call_metadata)
+    return await call_control(client, "Release", payload)
 
 
 async def cmd_configure(client: GrpcLightningClient, args: argparse.Namespace) -> dict:
     payload = {"fail": args.fail, "hold": args.hold, "delay_ms": args.delay_ms}
-    return await call_control(client.channel, "Configure", payload, metadata=client.call_metadata)
+    return await call_control(client, "Configure", payload)
 
 
 async def run_client_command(args: argparse.Namespace) -> int:

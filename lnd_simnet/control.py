@@ -4,6 +4,7 @@ release held payments and set per-node failure knobs. Not part of LND's API."""
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import grpc
 
@@ -11,6 +12,9 @@ from lnd_simnet.errors import RpcFailure
 from lnd_simnet.models import REASONS
 from lnd_simnet.network import Network
 from lnd_simnet.node import Node
+
+if TYPE_CHECKING:
+    from shared.lightning.grpc_client import GrpcLightningClient
 
 SERVICE = "lnd_simnet.Control"
 
@@ -57,15 +61,11 @@ def control_handler(network: Network, node: Node) -> grpc.GenericRpcHandler:
 
 
 async def call_control(
-    channel: grpc.aio.Channel,
-    name: str,
-    payload: dict,
-    timeout_s: float = 10.0,
-    metadata: tuple[tuple[str, str], ...] | None = None,
+    client: GrpcLightningClient, name: str, payload: dict, timeout_s: float = 10.0
 ) -> dict:
-    """Client side: call a control method over an authenticated channel (or pass the macaroon's
-    ``metadata`` on a TLS-only one, as GrpcLightningClient's)."""
-    call = channel.unary_unary(
+    """Client side: call a control method over ``client``'s channel with its macaroon (the channel is
+    TLS only; every call carries ``client.call_metadata``, as the client's own calls do)."""
+    call = client.channel.unary_unary(
         f"/{SERVICE}/{name}", request_serializer=_dumps, response_deserializer=json.loads
     )
-    return await call(payload, timeout=timeout_s, metadata=metadata)
+    return await call(payload, timeout=timeout_s, metadata=client.call_metadata)

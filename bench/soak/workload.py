@@ -420,7 +420,7 @@ class Workload:
         payload = {"payment_hash": payment["_hash"], "outcome": outcome, "reason": "no_route"}
         while time.monotonic() < deadline:
             try:
-                await call_control(self.bob().channel, "Release", payload, timeout_s=5)
+                await call_control(self.bob(), "Release", payload, timeout_s=5)
                 self.outcomes[f"hold released {outcome}"] += 1
                 return
             except grpc.RpcError as exc:
