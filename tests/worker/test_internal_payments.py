@@ -9,6 +9,7 @@ from lightning_worker.payments import pay_invoice
 from shared import jobs, ledger
 from shared.errors import LightningRequestError, LightningUnavailable
 from shared.lightning.types import InvoiceState
+from tests.support import factories
 from tests.worker.helpers import WorkerCase, ago
 
 
@@ -320,19 +321,10 @@ class InternalPaymentBranchTests(WorkerCase):
             [("payment", payment_id, "failed", payer)],
         )
 
-    async def _fund_treasury(self, amount_msat: int) -> int:
-        async with self.sessions() as session, session.begin():
-            treasury = await ledger.system_account_id(session, "treasury")
-            equity = await ledger.system_account_id(session, "equity")
-            await ledger.post_transaction(
-                session,
-                [ledger.Leg(treasury, amount_msat), ledger.Leg(equity, -amount_msat)],
-                kind="test_funding",
-            )
-        return treasury
-
     async def test_the_treasury_pays_a_users_invoice(self) -> None:
-        treasury = await self._fund_treasury(1_000_000)
+        async with self.sessions() as session, session.begin():
+            await factories.fund_treasury(session, 1_000)
+            treasury = await ledger.system_account_id(session, "treasury")
         admin, payee = await self.user(), await self.user()
         invoice = await self.open_invoice(payee, 300)
         payment_id = await self._payment_for(admin, invoice.id, invoice.payment_hash, 300, from_treasury=True)
