@@ -250,6 +250,10 @@ class InternalPaymentBranchTests(WorkerCase):
         stale = await self._row(payment_id)  # read while pending
         async with self.sessions() as session, session.begin():
             await fail_in_session(session, stale, "finished elsewhere")
+        # Another user's payment still active: the run must look for its own row, not any active one.
+        other_payer, other_payee = await self.user(balance_sat=500), await self.user()
+        other_invoice = await self.open_invoice(other_payee, 100)
+        await self._payment_for(other_payer, other_invoice.id, other_invoice.payment_hash, 100)
         self.assertEqual(await pay_internal(self.context, stale), {"state": "failed"})
         self.assertEqual((await self.payment(payment_id)).failure_reason, "finished elsewhere")
         self.assertEqual((await self.invoice(invoice.id)).state, "open")
@@ -270,6 +274,7 @@ class InternalPaymentBranchTests(WorkerCase):
         payment, row = await self.payment(payment_id), await self.invoice(invoice.id)
         self.assertEqual((payment.state, payment.fee_msat, payment.failure_reason), ("succeeded", 0, None))
         self.assertIsNotNone(payment.completed_at)
+        self.assertGreaterEqual(payment.updated_at, payment.completed_at)
         self.assertEqual((row.state, row.amount_paid_msat), ("settled", 400_000))
         self.assertIsNotNone(row.settled_at)
         self.assertGreaterEqual(row.updated_at, row.settled_at)
@@ -320,6 +325,51 @@ class InternalPaymentBranchTests(WorkerCase):
             [(e.type, e.id, e.state, e.user_id) for e in published],
             [("payment", payment_id, "failed", payer)],
         )
+        self.assertEqual(await self.arq.queued_jobs(queue_name=self.settings.arq_queue_name), [])
+
+    async def test_every_payment_write_goes_through_the_sessions_it_is_given(self) -> None:
+        """pay_invoice passes the payment lock's sessions: a write through any other connection would
+        happen outside the lock. Only the settlement of an invoice paid from outside is its own
+        transaction (settle_invoices)."""
+        await self.context.system_accounts()  # cached: the settlement below opens one session
+        lock_sessions, context_sessions = self.sessions, self.context.sessions
+        opened = []
+
+        def counting():
+            opened.append(1)
+            return context_sessions()
+
+        cases = [
+            ("no hash", "invoice not found", 0),
+            ("settled row", "invoice already paid", 0),
+            ("expired", "invoice expired", 0),
+            ("paid from outside", "invoice already paid", 1),
+            ("open", None, 0),
+        ]
+        for case, reason, settlement_sessions in cases:
+            with self.subTest(case=case):
+                _payer, payee, invoice, payment_id = await self._setup()
+                if case == "no hash":
+                    pending = await self.pending_invoice(payee, 400)
+                    await self.set_row("payments", payment_id, internal_invoice_id=pending)
+                elif case == "settled row":
+                    await self.set_row("invoices", invoice.id, state="settled")
+                elif case == "expired":
+                    await self.set_row("invoices", invoice.id, expires_at=ago(1))
+                elif case == "paid from outside":
+                    self.fake.settle(invoice.payment_hash)
+                row = await self._row(payment_id)
+                opened.clear()
+                self.context.sessions = counting
+                try:
+                    result = await pay_internal(self.context, row, sessions=lock_sessions)
+                finally:
+                    self.context.sessions = context_sessions
+                self.assertEqual(len(opened), settlement_sessions)
+                payment = await self.payment(payment_id)
+                self.assertEqual(
+                    (result["state"], payment.failure_reason), ("failed" if reason else "succeeded", reason)
+                )
 
     async def test_the_treasury_pays_a_users_invoice(self) -> None:
         async with self.sessions() as session, session.begin():
