@@ -256,6 +256,7 @@ class SendMarkerTests(HardeningCase):
         row = await self.payment(payment_id)
         async with payment_run(self.engine, payment_id) as run:
             await _mark_in_flight(self.context, run, row)
+            self.assertGreater((await self.payment(payment_id)).updated_at, row.updated_at)
             self.assertEqual(
                 ((await self.marker_columns(payment_id)).state, row.state), ("in_flight", "in_flight")
             )
