@@ -122,6 +122,10 @@ class DecodeRequestTest(unittest.TestCase):
                 refusal = self.refusal(_body(pr, amountSat=amount_sat))
                 self.assertEqual(refusal, ("amountSat", "the amount must be positive"))
 
+    def test_one_msat_is_a_positive_amount(self):
+        pr, _ = make_payment_request(amount_msat=1)
+        self.assertEqual(decode_request(_deps(), _body(pr))[1], 1)
+
     def test_the_maximum_is_inclusive(self):
         pr, _ = make_payment_request(amount_msat=None)
         _decoded, amount_msat = decode_request(_deps(max_payment_sat=500), _body(pr, amountSat=500))
