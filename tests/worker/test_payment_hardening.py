@@ -220,11 +220,13 @@ class SendMarkerTests(HardeningCase):
 
     async def test_each_send_is_counted_and_the_first_send_time_is_kept(self) -> None:
         _user, _request, _hash, payment_id = await self.external_payment()
+        *_, other_id = await self.external_payment()  # another active payment: never touched
         row = await self.payment(payment_id)
         self.assertEqual((row.attempts, row.sent_at), (0, None))
         async with payment_run(self.engine, payment_id) as run:
             await _mark_sending(run, row, None)
             first = await self.marker_columns(payment_id)
+            self.assertGreater((await self.payment(payment_id)).updated_at, row.updated_at)
             self.assertEqual((first.state, first.attempts, first.superseded_attempt_ns), ("pending", 1, None))
             self.assertIsNotNone(first.sent_at)
             self.assertEqual((row.sent_at, row.superseded_attempt_ns), (first.sent_at, None))
@@ -234,6 +236,8 @@ class SendMarkerTests(HardeningCase):
         self.assertEqual((second.attempts, second.superseded_attempt_ns), (2, 1234))
         self.assertEqual(second.sent_at, first.sent_at)  # the first send's time, never moved
         self.assertEqual((row.sent_at, row.superseded_attempt_ns), (first.sent_at, 1234))
+        other = await self.marker_columns(other_id)
+        self.assertEqual((other.attempts, other.sent_at, other.superseded_attempt_ns), (0, None, None))
 
     async def test_a_final_row_is_not_marked_as_sending(self) -> None:
         _user, _request, _hash, payment_id = await self.external_payment()
