@@ -4,14 +4,16 @@ import asyncio
 import uuid
 from unittest import mock
 
+from coincurve import PrivateKey
 from sqlalchemy import select, text, update
 
 from api_service.keys import ARQ
 from api_service.services import idempotency
 from shared import jobs, ledger
-from shared.db.models import Account, Payment
+from shared.db.models import Account, Invoice, Payment
 from tests.api.test_wallet_invoices import WORKER_WAITS, WalletCase
 from tests.api.test_wallet_support import (
+    ALICE_PRIVKEY,
     balance_msat,
     count_rows,
     finish_payment,
@@ -19,7 +21,7 @@ from tests.api.test_wallet_support import (
     running_fake_worker,
 )
 from tests.support import factories
-from tests.support.bolt11_factory import expired_payment_request, make_payment_request
+from tests.support.bolt11_factory import BOB_PRIVKEY, expired_payment_request, make_payment_request
 
 URL = "/api/v1/payments"
 
@@ -452,4 +454,120 @@ class PaymentRateLimitTest(WalletCase):
         self.assertIn("Retry-After", response.headers)
         self.assertEqual(
             (await self.client.post(URL, json={"paymentRequest": pr}, headers=other_headers)).status, 202
+        )
+
+
+class PaymentRowTest(WalletCase):
+    """What create_payment writes and holds, field by field, and the internal-target rules at their
+    edges (mutants of services/payments.py survived the tests above)."""
+
+    async def post(self, headers, **body):
+        return await self.client.post(URL, json=body, headers=headers)
+
+    async def test_an_external_payment_row_is_written_as_decoded(self):
+        user_id, headers = await self.user(balance_sat=10_000)
+        pr, payment_hash = make_payment_request(amount_msat=3_000_000, description="tea\x00 for two")
+        response = await self.post(headers, paymentRequest=pr.upper(), webhookUrl="https://example.com/h")
+        self.assertEqual(response.status, 202, await response.text())
+        async with self.sessions() as session:
+            payment = await session.get(Payment, uuid.UUID((await response.json())["data"]["id"]))
+            account_id = await ledger.user_account_id(session, user_id)
+        self.assertEqual(
+            (
+                payment.user_id,
+                payment.account_id,
+                payment.state,
+                payment.internal,
+                payment.from_treasury,
+                payment.internal_invoice_id,
+                payment.payment_hash,
+                payment.payment_request,
+                payment.memo,
+                payment.webhook_url,
+            ),
+            (
+                user_id,
+                account_id,
+                "pending",
+                False,
+                False,
+                None,
+                payment_hash,
+                pr,
+                "tea for two",
+                "https://example.com/h",
+            ),
+        )
+        self.assertEqual(payment.destination, PrivateKey.from_hex(BOB_PRIVKEY).public_key.format().hex())
+        # 3000 sat at the default 1 % (10 sat minimum): a 30 sat reserve.
+        self.assertEqual(
+            (payment.amount_msat, payment.fee_limit_msat, payment.hold_msat), (3_000_000, 30_000, 3_030_000)
+        )
+
+    async def test_the_default_reserve_follows_the_settings(self):
+        for ppm, min_sat, expected_sat in [(50_000, 1, 100), (1_000, 77, 77)]:
+            with self.subTest(ppm=ppm, min_sat=min_sat):
+                await self.restart_app(fee_reserve_ppm=ppm, fee_reserve_min_sat=min_sat)
+                user_id, headers = await self.user(balance_sat=10_000)
+                pr, _ = make_payment_request(amount_msat=2_000_000)
+                data = (await (await self.post(headers, paymentRequest=pr)).json())["data"]
+                self.assertEqual(data["feeLimitSat"], expected_sat)
+                self.assertEqual(
+                    (await balance_msat(self, user_id)).held_msat, 2_000_000 + expected_sat * 1000
+                )
+
+    async def test_a_zero_fee_limit_is_honoured_for_an_external_payment(self):
+        user_id, headers = await self.user(balance_sat=10_000)
+        pr, _ = make_payment_request(amount_msat=2_000_000)
+        data = (await (await self.post(headers, paymentRequest=pr, feeLimitSat=0)).json())["data"]
+        self.assertEqual(data["feeLimitSat"], 0)
+        self.assertEqual((await balance_msat(self, user_id)).held_msat, 2_000_000)
+
+    async def test_an_invoice_that_failed_at_creation_cannot_be_paid(self):
+        _payer, headers = await self.user(balance_sat=1_000)
+        payee, _ = await self.user()
+        _, failed_pr, _ = await insert_open_invoice(self, payee, state="failed")
+        body = await self.assert_error(
+            await self.post(headers, paymentRequest=failed_pr), 422, "UNPROCESSABLE"
+        )
+        self.assertEqual(body["error"]["message"], "This invoice cannot be paid")
+        _, canceled_pr, _ = await insert_open_invoice(self, payee, state="canceled")
+        await self.assert_error(await self.post(headers, paymentRequest=canceled_pr), 422, "INVOICE_EXPIRED")
+        self.assertEqual(await count_rows(self, Payment), 0)
+
+    async def test_our_hash_with_another_amount_is_refused(self):
+        _payer, headers = await self.user(balance_sat=1_000)
+        payee, _ = await self.user()
+        invoice_id, _pr, payment_hash = await insert_open_invoice(self, payee, amount_sat=100)
+        # Signed by our own node key, same hash, another amount: not the request we issued.
+        other, _ = make_payment_request(
+            amount_msat=90_000, payment_hash=payment_hash, privkey_hex=ALICE_PRIVKEY
+        )
+        await self.assert_error(await self.post(headers, paymentRequest=other), 422, "UNPROCESSABLE")
+        async with self.sessions() as session, session.begin():
+            await session.execute(
+                update(Invoice).where(Invoice.id == invoice_id).values(payment_request=None)
+            )
+        same, _ = make_payment_request(
+            amount_msat=100_000, payment_hash=payment_hash, privkey_hex=ALICE_PRIVKEY
+        )
+        # A row without its request (never the case once open) matches nothing either.
+        await self.assert_error(await self.post(headers, paymentRequest=same), 422, "UNPROCESSABLE")
+        self.assertEqual(await count_rows(self, Payment), 0)
+
+    async def test_an_admin_may_pay_its_own_invoice_from_the_treasury(self):
+        admin_id, admin_headers = await self.user(role="admin")
+        async with self.sessions() as session, session.begin():
+            await factories.fund_treasury(session, 1_000)
+        invoice_id, pr, _ = await insert_open_invoice(self, admin_id, amount_sat=200)
+        await self.assert_error(await self.post(admin_headers, paymentRequest=pr), 409, "CONFLICT")
+        response = await self.post(admin_headers, paymentRequest=pr, fromTreasury=True)
+        data = (await response.json())["data"]
+        self.assertEqual((response.status, data["internal"], data["fromTreasury"]), (202, True, True))
+        async with self.sessions() as session:
+            payment = await session.get(Payment, uuid.UUID(data["id"]))
+            treasury = await ledger.system_account_id(session, "treasury")
+        self.assertEqual(
+            (payment.account_id, payment.internal_invoice_id, payment.hold_msat),
+            (treasury, invoice_id, 200_000),
         )

@@ -8,12 +8,17 @@ from tests.support.cases import wait_for
 from tests.worker.helpers import WorkerCase, ago, expected_hash
 
 
-async def received(pubsub, kind: str) -> dict:
-    """The next pub/sub message of ``kind`` ("subscribe", "message"), within a generous deadline."""
+async def received(pubsub, kind: str, about: str = "") -> dict:
+    """The next pub/sub message of ``kind`` ("subscribe", "message") whose data mentions ``about``,
+    within a generous deadline. Pub/sub channels are server-wide (not per Redis db): another checkout
+    testing on the same server publishes on ``lw:events`` too, so messages about other rows are skipped."""
 
     async def next_one() -> dict | None:
         message = await pubsub.get_message(timeout=0.1)
-        return message if message and message["type"] == kind else None
+        if not message or message["type"] != kind:
+            return None
+        data = message["data"]
+        return message if about in (data.decode() if isinstance(data, bytes) else str(data)) else None
 
     return await wait_for(next_one, timeout_s=30, message=f"a {kind} message")
 
@@ -99,7 +104,7 @@ class CreateInvoiceTests(WorkerCase):
         try:
             await received(pubsub, "subscribe")  # confirmed: nothing published from now on is missed
             await create_invoice(self.ctx(), str(invoice_id))
-            message = await received(pubsub, "message")
+            message = await received(pubsub, "message", about=str(invoice_id))
         finally:
             await pubsub.aclose()
         self.assertIn(str(invoice_id), message["data"].decode())

@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 from arq import Retry
 from sqlalchemy import text
 
-from lightning_worker.payment_lock import lock_key
+from lightning_worker.payment_lock import lock_key, payment_run
 from lightning_worker.payment_records import record_failure, record_success
-from lightning_worker.payments import pay_invoice
+from lightning_worker.payments import _mark_in_flight, _mark_sending, pay_invoice
 from shared import anomalies
 from shared.lightning.types import PaymentStatus, PaymentUpdate
 from tests.worker.helpers import WorkerCase
@@ -201,3 +201,88 @@ class AnomalyTests(HardeningCase):
         self.assertEqual(kinds, {anomalies.PREIMAGE_MISMATCH, anomalies.AMOUNT_MISMATCH})
         self.assertEqual((await self.payment(payment_id)).state, "succeeded")  # the money did leave
         await self.assert_ledger_consistent()
+
+
+class SendMarkerTests(HardeningCase):
+    """_mark_sending / _mark_in_flight, the two writes a run makes before the outcome is known: each
+    counted once, the first send time kept, nothing written to a row that is already final."""
+
+    async def marker_columns(self, payment_id: uuid.UUID):
+        async with self.sessions() as session:
+            return (
+                await session.execute(
+                    text(
+                        "SELECT state, attempts, sent_at, superseded_attempt_ns FROM payments WHERE id = :i"
+                    ),
+                    {"i": payment_id},
+                )
+            ).one()
+
+    async def test_each_send_is_counted_and_the_first_send_time_is_kept(self) -> None:
+        _user, _request, _hash, payment_id = await self.external_payment()
+        *_, other_id = await self.external_payment()  # another active payment: never touched
+        row = await self.payment(payment_id)
+        self.assertEqual((row.attempts, row.sent_at), (0, None))
+        async with payment_run(self.engine, payment_id) as run:
+            await _mark_sending(run, row, None)
+            first = await self.marker_columns(payment_id)
+            self.assertGreater((await self.payment(payment_id)).updated_at, row.updated_at)
+            self.assertEqual((first.state, first.attempts, first.superseded_attempt_ns), ("pending", 1, None))
+            self.assertIsNotNone(first.sent_at)
+            self.assertEqual((row.sent_at, row.superseded_attempt_ns), (first.sent_at, None))
+            await self.set_row("payments", payment_id, state="in_flight")
+            await _mark_sending(run, row, 1234)
+            second = await self.marker_columns(payment_id)
+        self.assertEqual((second.attempts, second.superseded_attempt_ns), (2, 1234))
+        self.assertEqual(second.sent_at, first.sent_at)  # the first send's time, never moved
+        self.assertEqual((row.sent_at, row.superseded_attempt_ns), (first.sent_at, 1234))
+        other = await self.marker_columns(other_id)
+        self.assertEqual((other.attempts, other.sent_at, other.superseded_attempt_ns), (0, None, None))
+
+    async def test_a_final_row_is_not_marked_as_sending(self) -> None:
+        _user, _request, _hash, payment_id = await self.external_payment()
+        row = await self.payment(payment_id)
+        await self.set_row("payments", payment_id, state="failed", failure_reason="elsewhere")
+        async with payment_run(self.engine, payment_id) as run:
+            await _mark_sending(run, row, 99)
+        after = await self.marker_columns(payment_id)
+        self.assertEqual((after.state, after.attempts, after.sent_at), ("failed", 0, None))
+        self.assertIsNone(after.superseded_attempt_ns)
+
+    async def test_in_flight_is_written_and_announced_once(self) -> None:
+        user, _request, _hash, payment_id = await self.external_payment()
+        published: list = []
+
+        async def publish(events) -> None:
+            published.extend((e.type, e.id, e.state, e.user_id) for e in events)
+
+        self.context.publish = publish  # type: ignore[method-assign]
+        row = await self.payment(payment_id)
+        async with payment_run(self.engine, payment_id) as run:
+            await _mark_in_flight(self.context, run, row)
+            self.assertGreater((await self.payment(payment_id)).updated_at, row.updated_at)
+            self.assertEqual(
+                ((await self.marker_columns(payment_id)).state, row.state), ("in_flight", "in_flight")
+            )
+            await _mark_in_flight(self.context, run, row)  # a second in-flight update: nothing new
+            # Another copy of the row, still saying pending: the conditional UPDATE changes nothing.
+            stale = await self.payment(payment_id)
+            stale.state = "pending"
+            await _mark_in_flight(self.context, run, stale)
+            self.assertEqual(stale.state, "in_flight")
+        self.assertEqual(published, [("payment", payment_id, "in_flight", user)])
+
+    async def test_a_row_already_final_is_never_moved_back_to_in_flight(self) -> None:
+        _user, _request, _hash, payment_id = await self.external_payment()
+        published: list = []
+
+        async def publish(events) -> None:
+            published.extend(events)
+
+        self.context.publish = publish  # type: ignore[method-assign]
+        row = await self.payment(payment_id)  # read while pending
+        await self.set_row("payments", payment_id, state="failed", failure_reason="elsewhere")
+        async with payment_run(self.engine, payment_id) as run:
+            await _mark_in_flight(self.context, run, row)
+        self.assertEqual((await self.marker_columns(payment_id)).state, "failed")
+        self.assertEqual(published, [])

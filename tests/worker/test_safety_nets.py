@@ -6,7 +6,9 @@ identity is pinned, and jobs are JSON."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+from dataclasses import replace
 from unittest import mock
 
 from sqlalchemy import text
@@ -75,6 +77,82 @@ class UncreditableSettlementTests(SafetyCase):
         await settle_invoices(self.context, [settled], cursor_node=PUBKEY)
         await settle_invoices(self.context, [settled], cursor_node=PUBKEY)
         self.assertEqual(await self.anomaly_kinds(), [])
+
+    async def anomaly_rows(self):
+        async with self.sessions() as session:
+            return (
+                await session.execute(
+                    text(
+                        "SELECT kind, fingerprint, invoice_id, payment_hash, details"
+                        " FROM anomalies ORDER BY id"
+                    )
+                )
+            ).all()
+
+    async def test_an_unknown_hash_is_recorded_with_its_figures(self) -> None:
+        payment_hash = os.urandom(32)
+        # No amt_paid from the node (a replayed record): the invoice's value stands in for it.
+        node = replace(self.node_settled(payment_hash, 7_000), amt_paid_msat=0, settle_index=12)
+        with self.assertLogs("lightning_wallet.anomalies", level="ERROR") as logs:
+            await settle_invoices(self.context, [node], cursor_node=PUBKEY)
+        [row] = await self.anomaly_rows()
+        self.assertEqual(row.kind, anomalies.SETTLEMENT_UNKNOWN_INVOICE)
+        self.assertEqual(row.fingerprint, f"{anomalies.SETTLEMENT_UNKNOWN_INVOICE}:{payment_hash.hex()}")
+        self.assertEqual((row.invoice_id, bytes(row.payment_hash)), (None, payment_hash))
+        self.assertEqual(
+            {k: v for k, v in row.details.items() if k != "message"},
+            {"paymentHash": payment_hash.hex(), "amountPaidMsat": 7_000, "settleIndex": 12, "rowState": None},
+        )
+        self.assertIn(payment_hash.hex(), row.details["message"])
+        self.assertEqual([r.levelno for r in logs.records], [logging.ERROR])  # surplus, not a loss
+
+    async def test_a_failed_row_is_recorded_against_the_invoice(self) -> None:
+        user = await self.user()
+        invoice = await self.open_invoice(user, 5)
+        await self.set_row("invoices", invoice.id, state="failed")
+        settled = self.fake.settle(invoice.payment_hash, 6_000)  # paid more than asked
+        with self.assertLogs("lightning_wallet.anomalies", level="ERROR") as logs:
+            await settle_invoices(self.context, [settled], cursor_node=PUBKEY)
+        [row] = await self.anomaly_rows()
+        self.assertEqual(row.kind, anomalies.SETTLEMENT_NOT_CREDITABLE)
+        self.assertEqual(row.fingerprint, f"{anomalies.SETTLEMENT_NOT_CREDITABLE}:{invoice.id}")
+        self.assertEqual((row.invoice_id, bytes(row.payment_hash)), (invoice.id, invoice.payment_hash))
+        self.assertEqual(
+            {k: v for k, v in row.details.items() if k != "message"},
+            {
+                "paymentHash": invoice.payment_hash.hex(),
+                "amountPaidMsat": 6_000,
+                "settleIndex": settled.settle_index,
+                "rowState": "failed",
+            },
+        )
+        self.assertIn(str(invoice.id), row.details["message"])
+        self.assertIn("failed", row.details["message"])
+        self.assertEqual([r.levelno for r in logs.records], [logging.ERROR])
+        self.assertEqual((await self.invoice(invoice.id)).state, "failed")
+
+    async def test_in_a_mixed_batch_only_the_uncreditable_ones_are_anomalies(self) -> None:
+        user = await self.user()
+        replayed, fresh, canceled = [await self.open_invoice(user, n) for n in (1, 2, 3)]
+        replayed_node = self.fake.settle(replayed.payment_hash)
+        await settle_invoices(self.context, [replayed_node], cursor_node=PUBKEY)
+        await self.set_row("invoices", canceled.id, state="canceled")
+        unknown = os.urandom(32)
+        batch = [
+            replayed_node,  # already credited: a replay, no anomaly, and the loop goes on
+            self.fake.settle(fresh.payment_hash),
+            self.node_settled(unknown),
+            self.fake.settle(canceled.payment_hash),
+        ]
+        result = await settle_invoices(self.context, batch, cursor_node=PUBKEY)
+        self.assertEqual([c.invoice_id for c in result.credited], [fresh.id])
+        rows = await self.anomaly_rows()
+        self.assertEqual(
+            sorted((r.kind, r.details["rowState"]) for r in rows),
+            [(anomalies.SETTLEMENT_NOT_CREDITABLE, "canceled"), (anomalies.SETTLEMENT_UNKNOWN_INVOICE, None)],
+        )
+        self.assertEqual((await self.balance(user)).balance_msat, 3_000)
+        await self.assert_ledger_consistent()
 
 
 class LedgerCheckTests(SafetyCase):
