@@ -86,8 +86,13 @@ async def soak(args: argparse.Namespace) -> int:
                 with contextlib.suppress(RuntimeError):  # a worker that died is reported as exited
                     await stack.wait_workers_healthy()
                 alice = stack.simnet.client("alice")
+                orphans = asyncio.create_task(load.release_orphan_holds())
                 try:
-                    left = await audit.quiesce(args.database_url, alice, args.quiesce_s)
+                    try:
+                        left = await audit.quiesce(args.database_url, alice, args.quiesce_s)
+                    finally:
+                        orphans.cancel()
+                        await asyncio.gather(orphans, return_exceptions=True)
                     checker = audit.Audit(args.database_url, alice, receiver)
                     await checker.run(load.expectations, injector.faults, stack.log_files())
                 finally:
