@@ -86,7 +86,7 @@ async def soak(args: argparse.Namespace) -> int:
                 with contextlib.suppress(RuntimeError):  # a worker that died is reported as exited
                     await stack.wait_workers_healthy()
                 alice = stack.simnet.client("alice")
-                orphans = asyncio.create_task(load.release_orphan_holds())
+                orphans = asyncio.create_task(load.release_orphan_holds(alice))
                 try:
                     try:
                         left = await audit.quiesce(args.database_url, alice, args.quiesce_s)

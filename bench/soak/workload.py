@@ -28,13 +28,13 @@ from typing import Any
 import aiohttp
 import grpc
 
-from bench.soak.audit import node_invoices
+from bench.soak.audit import node_payments
 from bench.soak.receiver import Receiver
 from bench.soak.stack import Stack
 from lnd_simnet.control import call_control
 from shared import bolt11
 from shared.lightning.grpc_client import GrpcLightningClient
-from shared.lightning.types import InvoiceState
+from shared.lightning.types import PaymentStatus
 
 SEED_USERS = 6
 SEED_FUNDING_SAT = 40_000
@@ -437,25 +437,26 @@ class Workload:
             await asyncio.sleep(0.5)
         self.outcomes["hold never released"] += 1
 
-    async def release_orphan_holds(self, every_s: float = 2.0) -> None:
-        """Until cancelled (the quiesce runs it): release, to succeed, every HTLC Bob still holds.
+    async def release_orphan_holds(self, alice: GrpcLightningClient, every_s: float = 2.0) -> None:
+        """Until cancelled (the quiesce runs it): release, to succeed, every payment of alice's still
+        held by a ``simnet:hold`` invoice (the simnet holds it on the sender's side).
 
         A held payment whose POST got no answer (its API process killed mid-request, a 503) has no id
         the load knows, so no ``release_later`` follows it, and it would stay in flight at the node for
         ever; a real receiver settles or fails a held HTLC in the end, so the soak does it here."""
         while True:
             try:
-                held = [i for i in await node_invoices(self.bob()) if i.state is InvoiceState.ACCEPTED]
+                held = [p for p in await node_payments(alice) if p.status is PaymentStatus.IN_FLIGHT]
             except grpc.RpcError:
-                await self.reset_bob()
                 held = []
-            for invoice in held:
-                payload = {"payment_hash": invoice.payment_hash.hex(), "outcome": "succeed"}
+            for payment in held:
+                payload = {"payment_hash": payment.payment_hash.hex(), "outcome": "succeed"}
                 try:
                     await call_control(self.bob(), "Release", payload, timeout_s=5)
                     self.outcomes["hold released at quiesce"] += 1
-                except grpc.RpcError:
-                    self.outcomes["hold release at quiesce refused"] += 1
+                except grpc.RpcError as exc:
+                    if exc.code() != grpc.StatusCode.NOT_FOUND:  # NOT_FOUND: in flight, not held
+                        await self.reset_bob()
             await asyncio.sleep(every_s)
 
     async def op_pay_internal(self) -> None:
