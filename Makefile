@@ -1,7 +1,8 @@
 # lightning-wallet developer entry points. The logic lives in devtools/ (Python); this file wires it.
 #
 #   make run      venv + Postgres/Redis + migrate + seed + lnd_simnet + worker + API (Ctrl-C stops all)
-#   make test     venv + Postgres/Redis + the test suite       (PYTEST_ARGS='tests/unit -x' to narrow)
+#   make test     venv + Postgres/Redis + the test suite       (PYTEST_ARGS='tests/unit -x' to narrow,
+#                 TEST_WORKERS=0 for one process)
 #   make bench    venv + Postgres/Redis + python -m bench      (BENCH_ARGS='...')
 #   make soak     venv + Postgres + python -m bench.soak: chaos soak (SOAK_ARGS='--minutes 3 --seed 7')
 #   make lint     ruff check + ruff format --check
@@ -23,6 +24,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 RUN_DIR := .run
 PYTEST_ARGS ?= tests
+# pytest-xdist workers (each with its own database, Redis db and run folder); 0 runs in one process
+TEST_WORKERS ?= 2
 BENCH_ARGS ?=
 SOAK_ARGS ?=
 EMBEDDED ?=
@@ -32,7 +35,7 @@ EMBEDDED_FLAG := $(if $(filter-out 0,$(EMBEDDED)),--embedded)
 .PHONY: help venv services run test bench soak lint protos clean distclean compose-tool browser-tool
 
 help:
-	@sed -n '3,9p' Makefile | sed 's/^# *//'
+	@sed -n '3,10p' Makefile | sed 's/^# *//'
 
 venv: $(STAMP)
 
@@ -99,7 +102,7 @@ test: venv services compose-tool browser-tool
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get > /dev/null; then \
 	    export LW_REQUIRE_COMPOSE=1 LW_REQUIRE_BROWSER=1; \
 	  fi; \
-	  exec $(PY) -m pytest $(PYTEST_ARGS)
+	  exec $(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 bench: $(BENCH_STAMP) services
 	@source $(RUN_DIR)/services.env; exec $(PY) -m bench $(BENCH_ARGS)

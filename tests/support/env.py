@@ -3,6 +3,10 @@
 `make test` exports LW_TEST_DATABASE_URL and LW_TEST_REDIS_URL; without them the local defaults
 are used. The schema comes from `alembic upgrade head`, once per test process (guarded by an
 advisory lock so parallel processes do not race).
+
+Under pytest-xdist (`make test` runs two workers) every worker has its own database
+(``<test db>_gw1``...), Redis db and run folder, so tests that empty tables, flush Redis or kill a
+worker never meet another worker's: see :func:`isolate_xdist_worker`, called by tests/conftest.py.
 """
 
 from __future__ import annotations
@@ -27,8 +31,12 @@ _SECRETS = {
     "metrics_token": secrets.token_urlsafe(32),
 }
 TEST_ADMIN_KEY = "test-admin-key-" + secrets.token_hex(8)
-# Per checkout, never a shared /tmp path: two checkouts may test at once.
-TEST_RUN_DIR = REPO_ROOT / ".run" / "test-run"
+# pytest-xdist names its workers gw0, gw1, ...; empty when the tests run in one process.
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+# Per checkout (and per xdist worker), never a shared /tmp path: two checkouts may test at once.
+TEST_RUN_DIR = REPO_ROOT / ".run" / ("test-run-" + XDIST_WORKER if XDIST_WORKER else "test-run")
+# Redis db 14 is the bench's; an xdist worker past gw0 takes the db below it (gw1 13, gw2 12, ...).
+BENCH_REDIS_DB = 14
 _migrated: set[str] = set()
 
 TABLES = (
@@ -78,6 +86,39 @@ def database_name(url: str) -> str:
 def with_database(url: str, name: str) -> str:
     parts = urlsplit(url)
     return urlunsplit(parts._replace(path="/" + name))
+
+
+def worker_urls(worker: str, database: str, redis: str) -> tuple[str, str]:
+    """The database and Redis URLs of xdist worker ``worker`` (``gwN``) from the run's test URLs.
+
+    gw0 keeps the test Redis db; gwN (N >= 1) takes db ``BENCH_REDIS_DB - N``, never the bench's.
+    Every worker has its own database, ``<test database>_gwN``, on the same server.
+    """
+    index = int(worker.removeprefix("gw"))
+    parts = urlsplit(redis)
+    db = int(parts.path.lstrip("/") or 0)
+    if index > 0:
+        db = BENCH_REDIS_DB - index
+        if db < 1:
+            raise RuntimeError(f"xdist worker {worker}: no Redis db left for it (use fewer workers)")
+    return (
+        with_database(database, f"{database_name(database)}_{worker}"),
+        urlunsplit(parts._replace(path=f"/{db}")),
+    )
+
+
+def isolate_xdist_worker() -> None:
+    """In an xdist worker, point the test URLs (and what subprocesses inherit) at the worker's own."""
+    if not XDIST_WORKER:
+        return
+    database, redis = worker_urls(XDIST_WORKER, database_url(), redis_url())
+    for name, value in (
+        ("LW_TEST_DATABASE_URL", database),
+        ("LW_TEST_REDIS_URL", redis),
+        ("DATABASE_URL", database),
+        ("REDIS_URL", redis),
+    ):
+        os.environ[name] = value
 
 
 async def create_database_if_missing(url: str) -> None:
