@@ -23,6 +23,7 @@ from arq import Retry
 from sqlalchemy import text
 
 from lightning_worker.context import CTX_KEY, create_context
+from lightning_worker.payment_lock import lock_key
 from lightning_worker.payments import pay_invoice
 from shared.ledger import ledger_totals
 from tests.e2e.test_lightning_flow import Api, wallet_stack, worker_env, worker_ready
@@ -92,7 +93,7 @@ class OneRunnerAndJsonJobsTest(DbCase):
 
             async def worker_holds_the_lock() -> bool:
                 return bool(await self.redis.exists(f"arq:in-progress:{job_id}")) and bool(
-                    await self.scalar_lock_count()
+                    await self.payment_lock_count(payment_id)
                 )
 
             await wait_for(worker_holds_the_lock, timeout_s=20, message="the worker's run on the lock")
@@ -117,11 +118,18 @@ class OneRunnerAndJsonJobsTest(DbCase):
             )
             self.assertEqual(len(await net.client("alice").list_payments()), 1)
 
-    async def scalar_lock_count(self) -> int:
+    async def payment_lock_count(self, payment_id: str) -> int:
+        """Granted advisory locks on this payment's key in this database (pg_locks is server-wide:
+        another test process's locks must not count)."""
         async with self.sessions() as session:
             return int(
                 await session.scalar(
-                    text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted")
+                    text(
+                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                        " AND objid = (:k & 4294967295)::oid"
+                    ),
+                    {"k": lock_key(uuid.UUID(payment_id))},
                 )
             )
 

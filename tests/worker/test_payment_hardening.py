@@ -133,6 +133,7 @@ class OneRunnerTests(HardeningCase):
                     text(
                         "SELECT pg_terminate_backend(pid) FROM pg_locks"
                         " WHERE locktype = 'advisory' AND objid = (:k & 4294967295)::oid AND granted"
+                        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
                     ),
                     {"k": lock_key(payment_id)},
                 )
