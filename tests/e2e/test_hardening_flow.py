@@ -76,7 +76,11 @@ class OneRunnerAndJsonJobsTest(DbCase):
     async def test_a_second_run_yields_while_the_worker_follows_a_held_payment(self):
         user_id = await create_user(self.sessions, balance_sat=10_000)
         headers = auth_headers(self.settings, user_id)
-        async with wallet_stack(self) as (net, base_url), aiohttp.ClientSession() as http:
+        # The payment stays held: the POST answers 202 at once instead of waiting PAYMENT_WAIT_S for it.
+        async with (
+            wallet_stack(self, api_env={"PAYMENT_WAIT_S": "0"}) as (net, base_url),
+            aiohttp.ClientSession() as http,
+        ):
             api = Api(http, base_url)
             bob = await net.cli("invoice", "--node", "bob", "--amt", "500", "--memo", "simnet:hold")
             status, body = await api.call(
