@@ -13,6 +13,14 @@ Two things arq 0.28 does not do, both found by the soak (``make soak``):
   per-payment advisory lock (``payment_lock``) keeps money safe either way; this keeps the duplicate
   from being started at all: a job id with a live task in this worker is skipped (it stays queued,
   and the running task removes it from the queue when it finishes).
+
+And one found by the tests: **a SIGTERM that lands outside a job's own function** (while arq reads
+the job, records its result in the shielded ``finish_job``, or runs a job hook) leaves that task
+ending in CancelledError, which arq's ``close()`` re-raises from its ``gather``: the process exited 1
+and skipped the rest of the shutdown (the health-check key stayed, ``on_shutdown`` never ran, so the
+settlement lease and the node channel were not released). Here ``close()`` first waits for the
+cancelled jobs with their exceptions collected, then runs arq's own close. A cancelled job is
+retried by arq as before (its in-progress key lapses), and every job is idempotent.
 """
 
 from __future__ import annotations
@@ -66,3 +74,15 @@ class ResilientWorker(Worker):
     def _running_here(self, job_id: str) -> bool:
         task = self.tasks.get(job_id)
         return task is not None and not task.done()
+
+    async def close(self) -> None:
+        if self.tasks:
+            if not self._handle_signals:
+                for task in self.tasks.values():
+                    task.cancel()  # what arq's close() does through handle_sig() in this mode
+            outcomes = await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException) and not isinstance(outcome, asyncio.CancelledError):
+                    log.error("a job task ended in %s during shutdown: %s", type(outcome).__name__, outcome)
+            self.tasks.clear()
+        await super().close()

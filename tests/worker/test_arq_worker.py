@@ -3,6 +3,9 @@
 - A Redis restart must pause the poll loop, not end the worker (a private redis-server of its own,
   stopped and started on the same port: the machine's shared Redis is never restarted).
 - Redis coming back empty must not start a second run of a job that is still running in this worker.
+- A SIGTERM that lands while arq finishes a job (outside the job's function) must still shut the
+  worker down cleanly: arq's close() re-raised that task's CancelledError (the process exited 1, the
+  health key stayed and on_shutdown never ran; seen in `make test` as a worker exiting 1 on SIGTERM).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+import signal
 import tempfile
 from collections.abc import AsyncIterator
 from unittest import mock
@@ -159,3 +163,38 @@ class DuplicateRunTest(DbCase):
             self.assertIn("polling resumed", logs.output[-1])
         finally:
             await worker._pool.aclose()
+
+
+class ShutdownTest(DbCase):
+    async def test_a_sigterm_while_a_job_is_being_finished_still_runs_the_whole_shutdown(self) -> None:
+        in_hook = asyncio.Event()
+        shut_down: list[bool] = []
+
+        async def on_job_end(ctx: dict) -> None:
+            in_hook.set()
+            await asyncio.Event().wait()  # the signal lands here, after the job's own function
+
+        async def on_shutdown(ctx: dict) -> None:
+            shut_down.append(True)
+
+        worker = new_worker(
+            self.settings.redis_url, [func(echo, name="echo")], on_job_end=on_job_end, on_shutdown=on_shutdown
+        )
+        pool = await pool_for(self.settings.redis_url)
+        try:
+            main = asyncio.create_task(worker.main())
+            await pool.enqueue_job("echo", "x", _job_id="job:finishing")
+            await asyncio.wait_for(in_hook.wait(), 30)
+            self.assertTrue(await self.redis.exists(worker.health_check_key))
+            # The signal handler cancels the poll loop and the jobs; worker.run() then calls close().
+            # The loop is stopped first here so that it cannot reap the cancelled task itself (in
+            # the process it usually is in a sleep or a Redis call when the signal comes).
+            main.cancel()
+            await asyncio.gather(main, return_exceptions=True)
+            worker.handle_sig(signal.SIGTERM)
+            await worker.close()  # arq's own close() raised the job task's CancelledError here
+            self.assertEqual(shut_down, [True])
+            self.assertFalse(await self.redis.exists(worker.health_check_key))
+            self.assertEqual(worker.tasks, {})
+        finally:
+            await pool.aclose()
