@@ -10,7 +10,9 @@ Order, for each of the two, so that `make run` works on any machine with nothing
 
 Databases: `make run` uses `lightning_wallet`, the tests `lightning_wallet_test` on the same server
 (both created here when missing; the tests build their schema themselves) and never the run one.
-Redis: the run uses the URL's db (0 by default), the tests db 15 of the same server.
+Redis: the run uses the URL's db (0 by default), the tests db 15 of the same server. `make test`'s
+pytest-xdist workers derive their own from these (`lightning_wallet_test_gw0`, db 15; `_gw1`, db 13;
+see tests/support/env.py).
 `LW_TEST_DATABASE_URL` / `LW_TEST_REDIS_URL` in the environment override the test choice.
 
 CLI: `python -m devtools.services ensure [--embedded] [--print]` writes `.run/services.env` (run
