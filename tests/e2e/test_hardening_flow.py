@@ -29,6 +29,7 @@ from shared.ledger import ledger_totals
 from tests.e2e.test_lightning_flow import Api, wallet_stack, worker_env, worker_ready
 from tests.support.cases import DbCase, wait_for
 from tests.support.factories import auth_headers, create_user
+from tests.support.pg_locks import advisory_lock_holders
 from tests.support.processes import managed_process
 from tests.support.simnet import Simnet
 from tests.support.tcp_proxy import TcpProxy
@@ -123,19 +124,9 @@ class OneRunnerAndJsonJobsTest(DbCase):
             self.assertEqual(len(await net.client("alice").list_payments()), 1)
 
     async def payment_lock_count(self, payment_id: str) -> int:
-        """Granted advisory locks on this payment's key in this database (pg_locks is server-wide:
-        another test process's locks must not count)."""
+        """Granted advisory locks on this payment's key in this database."""
         async with self.sessions() as session:
-            return int(
-                await session.scalar(
-                    text(
-                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
-                        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-                        " AND objid = (:k & 4294967295)::oid"
-                    ),
-                    {"k": lock_key(uuid.UUID(payment_id))},
-                )
-            )
+            return len(await advisory_lock_holders(session, lock_key(uuid.UUID(payment_id))))
 
 
 class NodeIdentityTest(DbCase):

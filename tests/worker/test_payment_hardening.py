@@ -16,6 +16,7 @@ from lightning_worker.payment_records import record_failure, record_success
 from lightning_worker.payments import _mark_in_flight, _mark_sending, pay_invoice
 from shared import anomalies
 from shared.lightning.types import PaymentStatus, PaymentUpdate
+from tests.support.pg_locks import advisory_lock_holders
 from tests.worker.helpers import WorkerCase
 
 
@@ -129,14 +130,8 @@ class OneRunnerTests(HardeningCase):
 
         async def track_after_the_lock_connection_is_killed(h):
             async with self.engine.connect() as admin:
-                await admin.execute(
-                    text(
-                        "SELECT pg_terminate_backend(pid) FROM pg_locks"
-                        " WHERE locktype = 'advisory' AND objid = (:k & 4294967295)::oid AND granted"
-                        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-                    ),
-                    {"k": lock_key(payment_id)},
-                )
+                for pid in await advisory_lock_holders(admin, lock_key(payment_id)):
+                    await admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
                 await admin.commit()
             async for update in original(h):
                 yield update
